@@ -1,0 +1,441 @@
+//! Maps a parsed config tree onto [`Config`]: keys are matched case-insensitively with `_` and
+//! `-` ignored (so `OperatorJWTPath`, `operatorjwtpath` and `operator_jwt_path` are one key),
+//! values are converted as the Go server does (`"9090"` is a fine port, `"true"` a fine bool),
+//! unknown keys become warnings, and every error names the file, the line and the key.
+
+use std::path::{Path, PathBuf};
+
+use super::natsconf::{self, Map, Node, ParseError, Position, Value};
+use super::{expand_home, Config, TlsConfig};
+
+/// Why a config file could not be turned into a [`Config`].
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ConfigError {
+    /// The file could not be read or its syntax is wrong.
+    #[error("config error: {0}")]
+    Parse(#[from] ParseError),
+    /// A key has a value of the wrong type or out of range.
+    #[error("config error: {}:{line}: key {key:?}: {message}", file.display())]
+    Value {
+        /// File holding the key.
+        file: PathBuf,
+        /// 1-based line of the key.
+        line: usize,
+        /// Dotted path of the key, e.g. `http.port`.
+        key: String,
+        /// What is wrong.
+        message: String,
+    },
+}
+
+/// A loaded configuration and the warnings found on the way (unknown keys...).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Loaded {
+    /// The configuration (defaults for everything the file does not set).
+    pub config: Config,
+    /// One line per problem that does not stop the start, e.g. an unknown key.
+    pub warnings: Vec<String>,
+}
+
+/// Reads a config file: TOML when the name ends in `.toml`, otherwise the nats-server format.
+pub fn load_file(path: &Path) -> Result<Loaded, ConfigError> {
+    let is_toml = path
+        .extension()
+        .and_then(|e| e.to_str())
+        .is_some_and(|e| e.eq_ignore_ascii_case("toml"));
+    let map = if is_toml {
+        natsconf::parse_toml_file(path)?
+    } else {
+        natsconf::parse_file(path)?
+    };
+    from_map(&map)
+}
+
+/// Builds a [`Config`] from an already parsed tree.
+pub fn from_map(map: &Map) -> Result<Loaded, ConfigError> {
+    let mut config = Config::default();
+    let mut warnings = Vec::new();
+    let mut cx = Cx {
+        warnings: &mut warnings,
+    };
+    for (key, node) in map {
+        let path = key.clone();
+        match normalize(key).as_str() {
+            "logging" => {
+                for (k, n) in cx.block(&path, node)? {
+                    let p = format!("{path}.{k}");
+                    let l = &mut config.logging;
+                    match normalize(k).as_str() {
+                        "time" => l.time = boolean(&p, n)?,
+                        "debug" => l.debug = boolean(&p, n)?,
+                        "trace" => l.trace = boolean(&p, n)?,
+                        "colors" => l.colors = boolean(&p, n)?,
+                        "pid" => l.pid = boolean(&p, n)?,
+                        _ => cx.unknown(&p, n),
+                    }
+                }
+            }
+            "nats" => {
+                for (k, n) in cx.block(&path, node)? {
+                    let p = format!("{path}.{k}");
+                    let c = &mut config.nats;
+                    match normalize(k).as_str() {
+                        "servers" => c.servers = strings(&p, n)?,
+                        "connecttimeout" => c.connect_timeout_ms = unsigned(&p, n)?,
+                        "reconnectwait" => c.reconnect_wait_ms = unsigned(&p, n)?,
+                        "maxreconnects" => c.max_reconnects = integer(&p, n)?,
+                        "tls" => c.tls = cx.tls(&p, n)?,
+                        "usercredentials" => c.user_credentials = Some(path_value(&p, n)?),
+                        _ => cx.unknown(&p, n),
+                    }
+                }
+            }
+            "http" => {
+                for (k, n) in cx.block(&path, node)? {
+                    let p = format!("{path}.{k}");
+                    let c = &mut config.http;
+                    match normalize(k).as_str() {
+                        "host" => c.host = string(&p, n)?,
+                        "port" => c.port = port(&p, n)?,
+                        "readtimeout" => c.read_timeout_ms = unsigned(&p, n)?,
+                        "writetimeout" => c.write_timeout_ms = unsigned(&p, n)?,
+                        "tls" => c.tls = cx.tls(&p, n)?,
+                        _ => cx.unknown(&p, n),
+                    }
+                }
+            }
+            "store" => {
+                for (k, n) in cx.block(&path, node)? {
+                    let p = format!("{path}.{k}");
+                    let c = &mut config.store;
+                    match normalize(k).as_str() {
+                        "dir" => c.dir = Some(path_value(&p, n)?),
+                        "shard" => c.shard = boolean(&p, n)?,
+                        "cleanupinterval" => c.cleanup_interval_ms = integer(&p, n)?,
+                        "nsc" => c.nsc = Some(path_value(&p, n)?),
+                        "readonly" => c.readonly = boolean(&p, n)?,
+                        _ => cx.unknown(&p, n),
+                    }
+                }
+            }
+            "operatorjwtpath" => config.operator_jwt_path = Some(path_value(&path, node)?),
+            "systemaccountjwtpath" => {
+                config.system_account_jwt_path = Some(path_value(&path, node)?)
+            }
+            "primary" => config.primary = Some(string(&path, node)?),
+            "replicationtimeout" => config.replication_timeout_ms = unsigned(&path, node)?,
+            "maxreplicationpack" => config.max_replication_pack = integer(&path, node)?,
+            "signrequestsubject" => config.sign_request_subject = Some(string(&path, node)?),
+            "signrequesttimeout" => config.sign_request_timeout_ms = unsigned(&path, node)?,
+            _ => cx.unknown(&path, node),
+        }
+    }
+    Ok(Loaded { config, warnings })
+}
+
+/// Lower-cases a key and drops `_` and `-`, the spelling-insensitive form keys are matched in.
+fn normalize(key: &str) -> String {
+    key.chars()
+        .filter(|c| *c != '_' && *c != '-')
+        .map(|c| c.to_ascii_lowercase())
+        .collect()
+}
+
+/// Collects warnings while walking the tree.
+struct Cx<'a> {
+    warnings: &'a mut Vec<String>,
+}
+
+impl Cx<'_> {
+    fn unknown(&mut self, key: &str, node: &Node) {
+        self.warnings.push(format!(
+            "{}:{}: unknown config key {key:?} is ignored",
+            node.pos.file.display(),
+            node.pos.line
+        ));
+    }
+
+    fn block<'n>(&mut self, key: &str, node: &'n Node) -> Result<&'n Map, ConfigError> {
+        match &node.value {
+            Value::Map(m) => Ok(m),
+            other => Err(value_error(
+                key,
+                &node.pos,
+                format!("expected a block {{ ... }}, found {}", describe(other)),
+            )),
+        }
+    }
+
+    fn tls(&mut self, key: &str, node: &Node) -> Result<TlsConfig, ConfigError> {
+        let mut tls = TlsConfig::default();
+        for (k, n) in self.block(key, node)? {
+            let p = format!("{key}.{k}");
+            match normalize(k).as_str() {
+                "root" | "cafile" | "ca" => tls.root = Some(path_value(&p, n)?),
+                "cert" | "certfile" => tls.cert = Some(path_value(&p, n)?),
+                "key" | "keyfile" => tls.key = Some(path_value(&p, n)?),
+                _ => self.unknown(&p, n),
+            }
+        }
+        Ok(tls)
+    }
+}
+
+fn value_error(key: &str, pos: &Position, message: String) -> ConfigError {
+    ConfigError::Value {
+        file: pos.file.as_ref().clone(),
+        line: pos.line,
+        key: key.to_string(),
+        message,
+    }
+}
+
+fn describe(value: &Value) -> String {
+    match value {
+        Value::String(s) => format!("string {s:?}"),
+        Value::Integer(i) => format!("integer {i}"),
+        Value::Float(f) => format!("number {f}"),
+        Value::Bool(b) => format!("boolean {b}"),
+        Value::DateTime(d) => format!("datetime {d}"),
+        Value::Array(_) => "an array".into(),
+        Value::Map(_) => "a block".into(),
+    }
+}
+
+fn boolean(key: &str, node: &Node) -> Result<bool, ConfigError> {
+    match &node.value {
+        Value::Bool(b) => Ok(*b),
+        Value::String(s) => match s.to_ascii_lowercase().as_str() {
+            "true" | "yes" | "on" => Ok(true),
+            "false" | "no" | "off" => Ok(false),
+            _ => Err(value_error(
+                key,
+                &node.pos,
+                format!("expected true or false, found string {s:?}"),
+            )),
+        },
+        other => Err(value_error(
+            key,
+            &node.pos,
+            format!("expected true or false, found {}", describe(other)),
+        )),
+    }
+}
+
+fn integer(key: &str, node: &Node) -> Result<i64, ConfigError> {
+    match &node.value {
+        Value::Integer(i) => Ok(*i),
+        Value::String(s) => s.trim().parse::<i64>().map_err(|_| {
+            value_error(
+                key,
+                &node.pos,
+                format!("expected an integer, found string {s:?}"),
+            )
+        }),
+        other => Err(value_error(
+            key,
+            &node.pos,
+            format!("expected an integer, found {}", describe(other)),
+        )),
+    }
+}
+
+fn unsigned(key: &str, node: &Node) -> Result<u64, ConfigError> {
+    let i = integer(key, node)?;
+    u64::try_from(i).map_err(|_| {
+        value_error(
+            key,
+            &node.pos,
+            format!("expected a number of 0 or more, found {i}"),
+        )
+    })
+}
+
+fn port(key: &str, node: &Node) -> Result<u16, ConfigError> {
+    let i = integer(key, node)?;
+    u16::try_from(i).map_err(|_| {
+        value_error(
+            key,
+            &node.pos,
+            format!("expected a port between 0 and 65535, found {i}"),
+        )
+    })
+}
+
+fn string(key: &str, node: &Node) -> Result<String, ConfigError> {
+    match &node.value {
+        Value::String(s) => Ok(s.clone()),
+        other => Err(value_error(
+            key,
+            &node.pos,
+            format!(
+                "expected a string, found {} (quote it if it is meant as text)",
+                describe(other)
+            ),
+        )),
+    }
+}
+
+fn path_value(key: &str, node: &Node) -> Result<PathBuf, ConfigError> {
+    let text = string(key, node)?;
+    if text.is_empty() {
+        return Err(value_error(
+            key,
+            &node.pos,
+            "expected a path, found \"\"".into(),
+        ));
+    }
+    expand_home(Path::new(&text)).map_err(|e| value_error(key, &node.pos, e))
+}
+
+fn strings(key: &str, node: &Node) -> Result<Vec<String>, ConfigError> {
+    match &node.value {
+        Value::Array(items) => items.iter().map(|n| string(key, n)).collect(),
+        _ => Ok(vec![string(key, node)?]),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn load(text: &str) -> Result<Loaded, ConfigError> {
+        let map = natsconf::parse_str(text, Path::new("/cfg/nas.conf"), &|_| None)?;
+        from_map(&map)
+    }
+
+    #[test]
+    fn the_seed_example_maps_onto_every_field() {
+        let loaded = load(
+            r#"
+operatorjwtpath: "/etc/nats/op.jwt"
+http { host: 0.0.0.0, port: 9090 }
+store = { dir: /var/lib/nas, shard: true }
+nats: { servers: ["nats://n1:4222", "nats://n2:4222"], usercredentials: "/etc/nats/sys.creds" }
+logging { colors: false, pid: yes }
+"#,
+        )
+        .unwrap();
+        let c = loaded.config;
+        assert!(loaded.warnings.is_empty(), "{:?}", loaded.warnings);
+        assert_eq!(c.operator_jwt_path, Some(PathBuf::from("/etc/nats/op.jwt")));
+        assert_eq!(c.http.host, "0.0.0.0");
+        assert_eq!(c.http.port, 9090);
+        assert_eq!(c.store.dir, Some(PathBuf::from("/var/lib/nas")));
+        assert!(c.store.shard);
+        assert_eq!(c.nats.servers, ["nats://n1:4222", "nats://n2:4222"]);
+        assert_eq!(
+            c.nats.user_credentials,
+            Some(PathBuf::from("/etc/nats/sys.creds"))
+        );
+        assert!(!c.logging.colors && c.logging.pid && c.logging.time);
+    }
+
+    #[test]
+    fn go_sample_with_mixed_case_keys() {
+        let c = load(
+            r#"{
+  "Store": { "Dir": "/tmp/x", "Shard": "true" },
+  "HTTP": { "ReadTimeout": 2000, "Port": "80", "Host": "nats.io" },
+  OperatorJWTPath: /op.jwt
+  SystemAccountJWTPath = /sys.jwt
+  NATS { Servers: nats://one:4222, MaxReconnects: 3, ConnectTimeout: 10, ReconnectWait: 20,
+         TLS { Root: /ca.pem, Cert: /c.pem, Key: /k.pem } }
+  Logging { Time: false, Debug: true, Trace: true, Colors: false, PID: true }
+  Primary: "http://primary:9090"
+  ReplicationTimeout: 100
+  MaxReplicationPack: 5
+  SignRequestSubject: sign.me
+  SignRequestTimeout: 250
+}"#,
+        )
+        .unwrap()
+        .config;
+        assert_eq!(c.store.dir, Some(PathBuf::from("/tmp/x")));
+        assert!(c.store.shard);
+        assert_eq!(c.http.read_timeout_ms, 2000);
+        assert_eq!(c.http.port, 80);
+        assert_eq!(c.http.host, "nats.io");
+        assert_eq!(c.operator_jwt_path, Some(PathBuf::from("/op.jwt")));
+        assert_eq!(c.system_account_jwt_path, Some(PathBuf::from("/sys.jwt")));
+        assert_eq!(c.nats.servers, ["nats://one:4222"]);
+        assert_eq!(c.nats.max_reconnects, 3);
+        assert_eq!(c.nats.connect_timeout_ms, 10);
+        assert_eq!(c.nats.reconnect_wait_ms, 20);
+        assert_eq!(c.nats.tls.root, Some(PathBuf::from("/ca.pem")));
+        assert_eq!(c.nats.tls.key, Some(PathBuf::from("/k.pem")));
+        assert!(!c.logging.time && c.logging.debug && c.logging.trace && c.logging.pid);
+        assert_eq!(c.primary.as_deref(), Some("http://primary:9090"));
+        assert_eq!(c.replication_timeout_ms, 100);
+        assert_eq!(c.max_replication_pack, 5);
+        assert_eq!(c.sign_request_subject.as_deref(), Some("sign.me"));
+        assert_eq!(c.sign_request_timeout_ms, 250);
+    }
+
+    #[test]
+    fn snake_case_and_kebab_keys_are_accepted() {
+        let c = load("operator_jwt_path: /op.jwt\nsystem-account-jwt-path: /s.jwt\nhttp { read_timeout: 7 }\nstore { cleanup_interval: 9 }")
+            .unwrap()
+            .config;
+        assert_eq!(c.operator_jwt_path, Some(PathBuf::from("/op.jwt")));
+        assert_eq!(c.system_account_jwt_path, Some(PathBuf::from("/s.jwt")));
+        assert_eq!(c.http.read_timeout_ms, 7);
+        assert_eq!(c.store.cleanup_interval_ms, 9);
+    }
+
+    #[test]
+    fn unknown_keys_are_warnings_naming_the_key_and_line() {
+        let loaded = load("http {\n  port: 1\n  prot: 2\n}\nfoo: bar\n").unwrap();
+        assert_eq!(loaded.warnings.len(), 2);
+        assert!(
+            loaded.warnings[0].contains("/cfg/nas.conf:3"),
+            "{:?}",
+            loaded.warnings
+        );
+        assert!(loaded.warnings[0].contains("\"http.prot\""));
+        assert!(loaded.warnings[1].contains(":5:") && loaded.warnings[1].contains("\"foo\""));
+    }
+
+    #[test]
+    fn value_errors_name_file_line_and_key() {
+        let err = load("\n\nhttp {\n  port: \"abc\"\n}").unwrap_err();
+        let text = err.to_string();
+        assert!(text.contains("/cfg/nas.conf:4"), "{text}");
+        assert!(text.contains("\"http.port\""), "{text}");
+        assert!(text.contains("integer"), "{text}");
+
+        for (src, key) in [
+            ("http { port: 70000 }", "http.port"),
+            ("http { host: 1234 }", "http.host"),
+            ("logging { debug: maybe }", "logging.debug"),
+            ("store: 5", "store"),
+            ("nats { servers: [1, 2] }", "nats.servers"),
+            ("http { readtimeout: -1 }", "http.readtimeout"),
+            ("operatorjwtpath: \"\"", "operatorjwtpath"),
+            ("store { dir: \"~bob/x\" }", "store.dir"),
+        ] {
+            let text = load(src).unwrap_err().to_string();
+            assert!(text.contains(&format!("{key:?}")), "{src} → {text}");
+            assert!(text.contains("nas.conf:1"), "{src} → {text}");
+        }
+    }
+
+    #[test]
+    fn home_is_expanded_in_file_paths() {
+        let home = std::env::var("HOME").unwrap();
+        let c = load("store { dir: ~/jwts }").unwrap().config;
+        assert_eq!(c.store.dir, Some(PathBuf::from(home).join("jwts")));
+    }
+
+    #[test]
+    fn later_keys_win_whatever_their_case() {
+        let c = load("http { Port: 1, port: 2, PORT: 3 }").unwrap().config;
+        assert_eq!(c.http.port, 3);
+    }
+
+    #[test]
+    fn single_server_string_becomes_a_list() {
+        let c = load("nats { servers: \"nats://a:1\" }").unwrap().config;
+        assert_eq!(c.nats.servers, ["nats://a:1"]);
+    }
+}

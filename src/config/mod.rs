@@ -1,0 +1,326 @@
+//! The server configuration: typed settings with the Go server's defaults (spec §2.3), loading
+//! from a nats-server style file (or TOML), and the command-line overrides applied on top.
+
+pub mod load;
+pub mod natsconf;
+
+use std::path::{Path, PathBuf};
+
+pub use load::{load_file, ConfigError, Loaded};
+
+/// Everything the server needs to run, after the config file and flags were applied.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Config {
+    /// `logging { ... }`
+    pub logging: LoggingConfig,
+    /// `nats { ... }`
+    pub nats: NatsConfig,
+    /// `http { ... }`
+    pub http: HttpConfig,
+    /// `store { ... }`
+    pub store: StoreConfig,
+    /// `operatorjwtpath`: the operator JWT that decides which issuers are trusted.
+    pub operator_jwt_path: Option<PathBuf>,
+    /// `systemaccountjwtpath`: served for the system account when the store lacks it.
+    pub system_account_jwt_path: Option<PathBuf>,
+    /// `primary`: URL of a primary account server.
+    pub primary: Option<String>,
+    /// `replicationtimeout` in milliseconds.
+    pub replication_timeout_ms: u64,
+    /// `maxreplicationpack`: upper bound of JWTs moved in one pack.
+    pub max_replication_pack: i64,
+    /// `signrequestsubject`: NATS subject of a signing service.
+    pub sign_request_subject: Option<String>,
+    /// `signrequesttimeout` in milliseconds.
+    pub sign_request_timeout_ms: u64,
+}
+
+/// `logging { time, debug, trace, colors, pid }`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LoggingConfig {
+    /// Print a timestamp on every line.
+    pub time: bool,
+    /// Print debug lines.
+    pub debug: bool,
+    /// Print trace lines.
+    pub trace: bool,
+    /// Colour the level labels.
+    pub colors: bool,
+    /// Prefix every line with `[pid]`.
+    pub pid: bool,
+}
+
+/// `nats { ... }`: the connection used for notifications.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NatsConfig {
+    /// NATS URLs; empty means no NATS connection.
+    pub servers: Vec<String>,
+    /// `connecttimeout` in milliseconds.
+    pub connect_timeout_ms: u64,
+    /// `reconnectwait` in milliseconds.
+    pub reconnect_wait_ms: u64,
+    /// `maxreconnects`: -1 for forever.
+    pub max_reconnects: i64,
+    /// `tls { root, cert, key }`.
+    pub tls: TlsConfig,
+    /// `usercredentials`: creds file of a system-account user.
+    pub user_credentials: Option<PathBuf>,
+}
+
+/// `http { ... }`: the listener.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HttpConfig {
+    /// Host or IP to bind (empty binds every interface... of the first resolved address family).
+    pub host: String,
+    /// Port; 0 picks a free one.
+    pub port: u16,
+    /// `readtimeout` in milliseconds (0 = none).
+    pub read_timeout_ms: u64,
+    /// `writetimeout` in milliseconds (0 = none).
+    pub write_timeout_ms: u64,
+    /// `tls { cert, key }`.
+    pub tls: TlsConfig,
+}
+
+/// A `tls { ... }` block.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct TlsConfig {
+    /// CA file.
+    pub root: Option<PathBuf>,
+    /// Certificate file.
+    pub cert: Option<PathBuf>,
+    /// Private key file.
+    pub key: Option<PathBuf>,
+}
+
+impl TlsConfig {
+    /// `true` when any file is set.
+    pub fn is_set(&self) -> bool {
+        self.root.is_some() || self.cert.is_some() || self.key.is_some()
+    }
+}
+
+/// `store { ... }`.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct StoreConfig {
+    /// Directory holding `<pubkey>.jwt` files.
+    pub dir: Option<PathBuf>,
+    /// Put each file in a folder named by the key's last two characters.
+    pub shard: bool,
+    /// `cleanupinterval` in milliseconds (Go v1.0 deleted expired JWTs; parsed, never used).
+    pub cleanup_interval_ms: i64,
+    /// An nsc operator folder to serve read-only.
+    pub nsc: Option<PathBuf>,
+    /// Serve the directory read-only.
+    pub readonly: bool,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            logging: LoggingConfig {
+                time: true,
+                debug: false,
+                trace: false,
+                colors: true,
+                pid: false,
+            },
+            nats: NatsConfig {
+                servers: Vec::new(),
+                connect_timeout_ms: 5000,
+                reconnect_wait_ms: 1000,
+                max_reconnects: -1,
+                tls: TlsConfig::default(),
+                user_credentials: None,
+            },
+            http: HttpConfig {
+                host: "localhost".into(),
+                port: 9090,
+                read_timeout_ms: 5000,
+                write_timeout_ms: 5000,
+                tls: TlsConfig::default(),
+            },
+            store: StoreConfig::default(),
+            operator_jwt_path: None,
+            system_account_jwt_path: None,
+            primary: None,
+            replication_timeout_ms: 5000,
+            max_replication_pack: 10000,
+            sign_request_subject: None,
+            sign_request_timeout_ms: 1000,
+        }
+    }
+}
+
+/// Values given on the command line; each one set replaces the config file's value.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct FlagOverrides {
+    /// `-dir`
+    pub dir: Option<PathBuf>,
+    /// `-operator`
+    pub operator: Option<PathBuf>,
+    /// `-nats`
+    pub nats: Option<String>,
+    /// `-creds`
+    pub creds: Option<PathBuf>,
+    /// `-primary`
+    pub primary: Option<String>,
+    /// `-hp host:port`
+    pub host_port: Option<(String, u16)>,
+    /// `-D` / `-DV`
+    pub debug: bool,
+    /// `-V` / `-DV`
+    pub trace: bool,
+    /// `-nsc`
+    pub nsc: Option<PathBuf>,
+    /// `-ro`
+    pub readonly: bool,
+}
+
+impl Config {
+    /// Applies command-line flags on top of the file's settings (spec §1.2). Unlike the Go
+    /// server, `-dir` keeps `store.shard` from the file.
+    pub fn apply_flags(&mut self, flags: &FlagOverrides) {
+        if let Some(dir) = &flags.dir {
+            self.store.dir = Some(dir.clone());
+        }
+        if let Some(nsc) = &flags.nsc {
+            self.store.nsc = Some(nsc.clone());
+        }
+        if flags.readonly {
+            self.store.readonly = true;
+        }
+        if let Some(url) = &flags.nats {
+            self.nats.servers = vec![url.clone()];
+        }
+        if let Some(creds) = &flags.creds {
+            self.nats.user_credentials = Some(creds.clone());
+        }
+        if flags.debug {
+            self.logging.debug = true;
+        }
+        if flags.trace {
+            self.logging.trace = true;
+        }
+        if let Some(op) = &flags.operator {
+            self.operator_jwt_path = Some(op.clone());
+        }
+        if let Some((host, port)) = &flags.host_port {
+            self.http.host = host.clone();
+            self.http.port = *port;
+        }
+        if let Some(primary) = &flags.primary {
+            self.primary = Some(primary.clone());
+        }
+    }
+
+    /// Settings that this version parses but does not act on yet, one sentence each, so the
+    /// server can say so at startup instead of silently ignoring them.
+    pub fn unsupported_settings(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        let mut note = |what: &str| {
+            out.push(format!(
+                "{what} is not yet supported by this version and is ignored"
+            ))
+        };
+        if !self.nats.servers.is_empty() || self.nats.user_credentials.is_some() {
+            note("nats (notifications to nats-servers)");
+        }
+        if self.nats.tls.is_set() {
+            note("nats.tls");
+        }
+        if self.http.tls.is_set() {
+            note("http.tls (HTTPS)");
+        }
+        if self.store.nsc.is_some() {
+            note("store.nsc (serving an nsc folder)");
+        }
+        if self.store.readonly {
+            note("store.readonly (read-only watched directory)");
+        }
+        if self.primary.is_some() {
+            note("primary (replica mode)");
+        }
+        if self.sign_request_subject.is_some() {
+            note("signrequestsubject (signing service)");
+        }
+        out
+    }
+}
+
+/// Expands a leading `~` or `~/` to the home directory. `~user` forms are refused with an error
+/// instead of the Go server's panic.
+pub fn expand_home(path: &Path) -> Result<PathBuf, String> {
+    let Some(text) = path.to_str() else {
+        return Ok(path.to_path_buf());
+    };
+    if text == "~" || text.starts_with("~/") {
+        let home = std::env::var_os("HOME")
+            .filter(|h| !h.is_empty())
+            .ok_or_else(|| format!("cannot expand {text:?}: HOME is not set"))?;
+        let mut out = PathBuf::from(home);
+        if let Some(rest) = text.strip_prefix("~/") {
+            out.push(rest);
+        }
+        Ok(out)
+    } else if text.starts_with('~') {
+        Err(format!(
+            "cannot expand {text:?}: only ~ and ~/ are supported, not ~user"
+        ))
+    } else {
+        Ok(path.to_path_buf())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_match_the_go_server() {
+        let c = Config::default();
+        assert_eq!(c.http.host, "localhost");
+        assert_eq!(c.http.port, 9090);
+        assert_eq!(c.http.read_timeout_ms, 5000);
+        assert_eq!(c.nats.reconnect_wait_ms, 1000);
+        assert_eq!(c.nats.max_reconnects, -1);
+        assert_eq!(c.max_replication_pack, 10000);
+        assert!(c.logging.time && c.logging.colors && !c.logging.pid);
+        assert!(c.unsupported_settings().is_empty());
+    }
+
+    #[test]
+    fn flags_override_file_values_but_keep_shard() {
+        let mut c = Config::default();
+        c.store.dir = Some("/from/file".into());
+        c.store.shard = true;
+        c.apply_flags(&FlagOverrides {
+            dir: Some("/from/flag".into()),
+            host_port: Some(("127.0.0.1".into(), 0)),
+            nats: Some("nats://127.0.0.1:4222".into()),
+            debug: true,
+            ..Default::default()
+        });
+        assert_eq!(c.store.dir.as_deref(), Some(Path::new("/from/flag")));
+        assert!(c.store.shard);
+        assert_eq!(c.http.host, "127.0.0.1");
+        assert_eq!(c.http.port, 0);
+        assert_eq!(c.nats.servers, vec!["nats://127.0.0.1:4222".to_string()]);
+        assert!(c.logging.debug && !c.logging.trace);
+    }
+
+    #[test]
+    fn home_expansion() {
+        let home = std::env::var("HOME").unwrap();
+        assert_eq!(
+            expand_home(Path::new("~/x/y")).unwrap(),
+            PathBuf::from(&home).join("x/y")
+        );
+        assert_eq!(expand_home(Path::new("~")).unwrap(), PathBuf::from(&home));
+        assert_eq!(
+            expand_home(Path::new("/abs/~x")).unwrap(),
+            PathBuf::from("/abs/~x")
+        );
+        assert!(expand_home(Path::new("~bob/x")).is_err());
+    }
+}

@@ -1,0 +1,193 @@
+//! The account routes: the resolver check, GET of one account JWT (what nats-server's URL
+//! resolver calls), and POST of a new one (what `nsc push` sends).
+
+use axum::body::Bytes;
+use axum::extract::{Path, RawQuery, State};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+
+use super::{decode, ok_body, text_error, AppState, Flags};
+use crate::accounts::{unix_now, Source, StoredJwt, SubmitError};
+use crate::keys::AccountKey;
+
+/// Seconds a cache may keep serving a stale JWT while it revalidates or when we are down.
+const STALE_SECONDS: i64 = 3600;
+
+/// `GET /jwt/v1/accounts[/]`: nats-server's startup check that the resolver is up.
+pub(super) async fn resolver_check() -> Response {
+    tracing::trace!("server sent resolver check");
+    (
+        StatusCode::OK,
+        [
+            (header::CACHE_CONTROL, "no-cache, no-store, must-revalidate"),
+            (header::PRAGMA, "no-cache"),
+            (header::EXPIRES, "0"),
+        ],
+    )
+        .into_response()
+}
+
+fn parse_key(text: &str) -> Result<AccountKey, Box<Response>> {
+    AccountKey::parse(text)
+        .map_err(|e| Box::new(text_error(StatusCode::BAD_REQUEST, &e.to_string())))
+}
+
+/// The Cache-Control value: until the JWT expires, and `max-age=0` (always revalidate) for a JWT
+/// that never expires, where the Go server sent a negative max-age.
+pub(crate) fn cache_control(exp: i64, now: i64) -> String {
+    let max_age = if exp > 0 { (exp - now).max(0) } else { 0 };
+    format!(
+        "max-age={max_age}, stale-while-revalidate={STALE_SECONDS}, stale-if-error={STALE_SECONDS}"
+    )
+}
+
+/// RFC 9110 weak comparison of an `If-None-Match` header against our ETag (`*` matches).
+pub(crate) fn if_none_match_hits(headers: &HeaderMap, etag: &str) -> bool {
+    let bare = etag.trim_matches('"');
+    headers
+        .get_all(header::IF_NONE_MATCH)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .map(|tag| tag.trim())
+        .any(|tag| tag == "*" || tag.trim_start_matches("W/").trim_matches('"') == bare)
+}
+
+/// `GET /jwt/v1/accounts/<pubkey>`.
+pub(super) async fn get_account(
+    State(state): State<AppState>,
+    Path(pubkey): Path<String>,
+    RawQuery(query): RawQuery,
+    headers: HeaderMap,
+) -> Response {
+    let flags = Flags::parse(query.as_deref());
+    if flags.jti.is_some() {
+        return text_error(
+            StatusCode::NOT_IMPLEMENTED,
+            "lookup by jti is no longer supported",
+        );
+    }
+    let key = match parse_key(&pubkey) {
+        Ok(k) => k,
+        Err(resp) => return *resp,
+    };
+    tracing::trace!("request for JWT for - {}", key.short());
+    let (jwt, source) = match state.accounts.lookup(&key).await {
+        Ok(Some(found)) => found,
+        Ok(None) => return text_error(StatusCode::NOT_FOUND, "no matching account JWT"),
+        Err(e) => {
+            tracing::error!("{} - {e}", key.short());
+            return text_error(StatusCode::INTERNAL_SERVER_ERROR, "error loading JWT");
+        }
+    };
+    if source == Source::SystemAccountFile {
+        tracing::trace!("returning system JWT from configuration");
+    }
+    if flags.text {
+        return ok_body("text/plain", jwt.bytes);
+    }
+    if flags.decode {
+        return decode::response(&jwt.bytes);
+    }
+    serve_jwt(jwt, &flags, &headers, &key)
+}
+
+fn serve_jwt(jwt: StoredJwt, flags: &Flags, headers: &HeaderMap, key: &AccountKey) -> Response {
+    let Some(jti) = jwt.jti.as_deref() else {
+        tracing::error!("{} - stored JWT cannot be decoded", key.short());
+        return text_error(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "error loading JWT: the stored JWT cannot be decoded",
+        );
+    };
+    let now = unix_now();
+    if flags.check && jwt.exp > 0 && jwt.exp < now {
+        return StatusCode::NOT_FOUND.into_response();
+    }
+    let etag = format!("\"{jti}\"");
+    let etag_value = HeaderValue::from_str(&etag).ok();
+    if if_none_match_hits(headers, &etag) {
+        let mut resp = StatusCode::NOT_MODIFIED.into_response();
+        if let Some(v) = etag_value {
+            resp.headers_mut().insert(header::ETAG, v);
+        }
+        return resp;
+    }
+    if flags.notify {
+        tracing::info!(
+            "skipping notification for {}, no NATS configured",
+            key.short()
+        );
+    }
+    tracing::trace!("returning JWT for - {}", key.short());
+    let mut resp = ok_body("application/jwt", jwt.bytes);
+    let h = resp.headers_mut();
+    if let Some(v) = etag_value {
+        h.insert(header::ETAG, v);
+    }
+    if let Ok(v) = HeaderValue::from_str(&cache_control(jwt.exp, now)) {
+        h.insert(header::CACHE_CONTROL, v);
+    }
+    resp
+}
+
+/// `POST /jwt/v1/accounts/<pubkey>`: validate, store, reply 200 with an empty body.
+pub(super) async fn post_account(
+    State(state): State<AppState>,
+    Path(pubkey): Path<String>,
+    body: Bytes,
+) -> Response {
+    let key = match parse_key(&pubkey) {
+        Ok(k) => k,
+        Err(resp) => return *resp,
+    };
+    match state.accounts.submit(&key, &body).await {
+        Ok(done) => {
+            tracing::info!(
+                "updated JWT for account - {} - {}{}",
+                key.short(),
+                done.token.claims.jti,
+                if done.changed { "" } else { " (unchanged)" }
+            );
+            StatusCode::OK.into_response()
+        }
+        Err(SubmitError::Rejected(why)) => {
+            tracing::error!("{} - rejected JWT - {why}", key.short());
+            text_error(StatusCode::BAD_REQUEST, &why.to_string())
+        }
+        Err(e) => {
+            tracing::error!("{} - {e}", key.short());
+            text_error(StatusCode::INTERNAL_SERVER_ERROR, &e.to_string())
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cache_control_never_negative() {
+        assert_eq!(
+            cache_control(0, 1000),
+            "max-age=0, stale-while-revalidate=3600, stale-if-error=3600"
+        );
+        assert!(cache_control(1100, 1000).starts_with("max-age=100,"));
+        assert!(cache_control(900, 1000).starts_with("max-age=0,"));
+    }
+
+    #[test]
+    fn if_none_match_forms() {
+        let h = |v: &str| {
+            let mut m = HeaderMap::new();
+            m.insert(header::IF_NONE_MATCH, HeaderValue::from_str(v).unwrap());
+            m
+        };
+        assert!(if_none_match_hits(&h("\"J\""), "\"J\""));
+        assert!(if_none_match_hits(&h("W/\"J\""), "\"J\""));
+        assert!(if_none_match_hits(&h("\"X\", \"J\""), "\"J\""));
+        assert!(if_none_match_hits(&h("*"), "\"J\""));
+        assert!(!if_none_match_hits(&h("\"JJ\""), "\"J\""));
+        assert!(!if_none_match_hits(&HeaderMap::new(), "\"J\""));
+    }
+}

@@ -1,0 +1,43 @@
+//! `GET /jwt/v1/help`: a short description of the API.
+
+use axum::response::Response;
+
+use super::ok_body;
+
+/// The help text served on `/jwt/v1/help`.
+pub const HELP_TEXT: &str = "\
+# NATS Account Server JWT API
+
+GET /jwt/v1/accounts
+GET /jwt/v1/accounts/
+    Resolver check used by nats-server at startup: 200 with an empty body.
+
+GET /jwt/v1/accounts/<account public key>
+    The stored account JWT (Content-Type: application/jwt, ETag \"<jti>\").
+    404 when no JWT is stored for the key, 400 when the key is not an account public key.
+    Query parameters:
+      text=true    return the JWT as text/plain
+      decode=true  return the decoded header and claims as indented JSON
+      check=true   return 404 if the JWT has expired
+      notify=true  send the JWT to nats-servers again ($SYS.ACCOUNT.<key>.CLAIMS.UPDATE)
+    If-None-Match with the ETag returns 304.
+
+POST /jwt/v1/accounts/<account public key>
+    Store a new account JWT (the body; this is what `nsc push` sends).
+    The JWT must be for the key in the URL, signed by the operator or one of its signing keys,
+    not expired and free of blocking validation errors.
+    200 with an empty body when stored; 400 with a one-line reason otherwise.
+
+GET /jwt/v1/operator
+    The operator JWT (text=true and decode=true work as above). 404 when none is configured.
+
+GET /jwt/v1/help
+    This text.
+
+GET /healthz
+    200 while the server is running.
+";
+
+pub(super) async fn help() -> Response {
+    ok_body("text/plain", HELP_TEXT)
+}

@@ -1,0 +1,144 @@
+//! The HTTP API (axum): routes, shared response shapes and layers (CORS, body limit).
+//! Handlers only translate between HTTP and the [`Accounts`] service; they hold no rules.
+
+mod accounts;
+mod decode;
+mod help;
+mod operator;
+
+use std::sync::Arc;
+
+use axum::body::Body;
+use axum::http::{header, HeaderValue, Method, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::Router;
+use tower_http::cors::{AllowHeaders, AllowOrigin, CorsLayer};
+
+use crate::accounts::Accounts;
+
+pub use help::HELP_TEXT;
+
+/// Largest POST body accepted.
+pub const MAX_BODY_BYTES: usize = 1024 * 1024;
+
+/// What every handler can reach.
+#[derive(Debug, Clone)]
+pub struct AppState {
+    /// The account service.
+    pub accounts: Arc<Accounts>,
+}
+
+/// Builds the router with every route of the API.
+pub fn router(state: AppState) -> Router {
+    let cors = CorsLayer::new()
+        .allow_origin(AllowOrigin::mirror_request())
+        .allow_methods([Method::GET, Method::POST])
+        .allow_headers(AllowHeaders::mirror_request())
+        .expose_headers([header::AUTHORIZATION]);
+    Router::new()
+        .route("/healthz", get(healthz))
+        .route("/jwt/v1/help", get(help::help))
+        .route("/jwt/v1/operator", get(operator::operator))
+        .route("/jwt/v1/accounts", get(accounts::resolver_check))
+        .route("/jwt/v1/accounts/", get(accounts::resolver_check))
+        .route(
+            "/jwt/v1/accounts/{pubkey}",
+            get(accounts::get_account).post(accounts::post_account),
+        )
+        .fallback(not_found)
+        .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .layer(cors)
+        .with_state(state)
+}
+
+async fn healthz() -> StatusCode {
+    StatusCode::OK
+}
+
+async fn not_found() -> Response {
+    text_error(StatusCode::NOT_FOUND, "404 page not found")
+}
+
+/// A plain-text error reply: the status and one line of explanation.
+pub(crate) fn text_error(status: StatusCode, message: &str) -> Response {
+    let mut body = message.replace(['\r', '\n'], " ");
+    body.push('\n');
+    (
+        status,
+        [
+            (
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("text/plain; charset=utf-8"),
+            ),
+            (
+                header::X_CONTENT_TYPE_OPTIONS,
+                HeaderValue::from_static("nosniff"),
+            ),
+        ],
+        body,
+    )
+        .into_response()
+}
+
+/// A 200 reply with a body of the given content type.
+pub(crate) fn ok_body(content_type: &'static str, body: impl Into<Body>) -> Response {
+    (
+        StatusCode::OK,
+        [(header::CONTENT_TYPE, HeaderValue::from_static(content_type))],
+        body.into(),
+    )
+        .into_response()
+}
+
+/// The boolean query flags of the GET routes. As in the Go server, a flag is on when its
+/// first value is `true` in any letter case.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub(crate) struct Flags {
+    pub text: bool,
+    pub decode: bool,
+    pub check: bool,
+    pub notify: bool,
+    /// The value of `jti` (a lookup mode the Go v1.0 server refuses with 501).
+    pub jti: Option<String>,
+}
+
+impl Flags {
+    pub fn parse(query: Option<&str>) -> Self {
+        let mut flags = Flags::default();
+        let mut seen: Vec<&str> = Vec::new();
+        for pair in query.unwrap_or("").split('&') {
+            let (name, value) = pair.split_once('=').unwrap_or((pair, ""));
+            if name.is_empty() || seen.contains(&name) {
+                continue;
+            }
+            seen.push(name);
+            let on = value.eq_ignore_ascii_case("true");
+            match name {
+                "text" => flags.text = on,
+                "decode" => flags.decode = on,
+                "check" => flags.check = on,
+                "notify" => flags.notify = on,
+                "jti" if !value.is_empty() => flags.jti = Some(value.to_string()),
+                _ => {}
+            }
+        }
+        flags
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn flags_use_the_first_value_and_any_case() {
+        let f = Flags::parse(Some(
+            "text=TRUE&decode=1&check=true&check=false&notify=True",
+        ));
+        assert!(f.text && !f.decode && f.check && f.notify);
+        assert_eq!(Flags::parse(None), Flags::default());
+        assert_eq!(Flags::parse(Some("jti=abc")).jti.as_deref(), Some("abc"));
+        assert_eq!(Flags::parse(Some("jti=")).jti, None);
+    }
+}

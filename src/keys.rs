@@ -1,0 +1,123 @@
+//! Account public keys as a validated type: a value of [`AccountKey`] is always a well-formed
+//! account nkey (`A` + 55 base32 characters with a good checksum), so it is safe to use in file
+//! names and NATS subjects.
+
+use std::fmt;
+
+/// Why a string is not an account public key.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum KeyError {
+    /// Empty, wrong length, not base32, bad checksum or not an account key.
+    #[error("{0:?} is not a valid account public key")]
+    NotAccountKey(String),
+}
+
+/// A validated account public key.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct AccountKey(String);
+
+/// Longest text echoed back in error messages about keys (keeps replies one short line).
+const MAX_ECHO: usize = 64;
+
+impl AccountKey {
+    /// Validates `text` as an account public key.
+    pub fn parse(text: &str) -> Result<Self, KeyError> {
+        let ok = text.len() == 56
+            && text.starts_with('A')
+            && nkeys::KeyPair::from_public_key(text)
+                .map(|kp| kp.key_pair_type() == nkeys::KeyPairType::Account)
+                .unwrap_or(false);
+        if ok {
+            Ok(AccountKey(text.to_string()))
+        } else {
+            let mut echo: String = text.chars().take(MAX_ECHO).collect();
+            if echo.len() < text.len() {
+                echo.push('…');
+            }
+            Err(KeyError::NotAccountKey(echo))
+        }
+    }
+
+    /// The key text.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// The last two characters, which name the shard folder in a sharded store.
+    pub fn shard(&self) -> &str {
+        &self.0[self.0.len() - 2..]
+    }
+
+    /// The first 12 characters, used in log lines (Go `ShortKey`).
+    pub fn short(&self) -> &str {
+        &self.0[..12]
+    }
+}
+
+impl fmt::Display for AccountKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::str::FromStr for AccountKey {
+    type Err = KeyError;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        AccountKey::parse(s)
+    }
+}
+
+/// First 12 characters of any key-like string (or the string itself when shorter), for logs.
+pub fn short_key(key: &str) -> &str {
+    match key.char_indices().nth(12) {
+        Some((i, _)) => &key[..i],
+        None => key,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn accepts_account_keys_only() {
+        let acc = nkeys::KeyPair::new_account().public_key();
+        let key = AccountKey::parse(&acc).unwrap();
+        assert_eq!(key.as_str(), acc);
+        assert_eq!(key.shard(), &acc[54..]);
+        assert_eq!(key.short(), &acc[..12]);
+        for bad in [
+            nkeys::KeyPair::new_operator().public_key(),
+            nkeys::KeyPair::new_user().public_key(),
+            String::new(),
+            "../../etc/passwd".into(),
+            acc.to_lowercase(),
+            format!("{acc}x"),
+            acc[..55].to_string(),
+            format!("{}\0", &acc[..55]),
+        ] {
+            assert!(AccountKey::parse(&bad).is_err(), "{bad:?} accepted");
+        }
+    }
+
+    #[test]
+    fn checksum_is_verified() {
+        let acc = nkeys::KeyPair::new_account().public_key();
+        let mut chars: Vec<char> = acc.chars().collect();
+        chars[20] = if chars[20] == 'B' { 'C' } else { 'B' };
+        let broken: String = chars.into_iter().collect();
+        assert!(AccountKey::parse(&broken).is_err());
+    }
+
+    #[test]
+    fn long_input_is_not_echoed_in_full() {
+        let err = AccountKey::parse(&"A".repeat(10_000)).unwrap_err();
+        assert!(err.to_string().len() < 150, "{err}");
+    }
+
+    #[test]
+    fn short_key_handles_short_strings() {
+        assert_eq!(short_key("foo"), "foo");
+        assert_eq!(short_key("ABCDEFGHIJKLMNOP"), "ABCDEFGHIJKL");
+    }
+}

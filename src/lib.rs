@@ -1,0 +1,16 @@
+//! nats-account-server: a drop-in Rust replacement for the Go `nats-account-server`.
+//!
+//! Data flows one way: [`cli`] → [`config`] → [`server`] (wires and runs) → [`http`] (routes) →
+//! [`accounts`] (the rules for reading and storing JWTs) → [`trust`] / [`jwt`] (decode and
+//! verify) and [`store`] (where JWTs live).
+
+pub mod accounts;
+pub mod cli;
+pub mod config;
+pub mod http;
+pub mod jwt;
+pub mod keys;
+pub mod logging;
+pub mod server;
+pub mod store;
+pub mod trust;

@@ -1,0 +1,215 @@
+//! A directory of `<pubkey>.jwt` files, flat or sharded into `<last two chars>/<pubkey>.jwt` —
+//! the layout of nats-server's `DirJWTStore` and of the Go account server, so an existing
+//! directory can be served as is.
+//!
+//! Writes are atomic and durable: the JWT goes to a temp file in the target folder, which is
+//! fsynced, renamed over the target, and the folder is fsynced. Temp files are named
+//! `.<pubkey>.jwt.tmp-<pid>-<n>`, so they never look like a JWT to this store or nats-server.
+
+use std::fs::{self, File, OpenOptions};
+use std::io::{ErrorKind, Write};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use super::{JwtStore, StoreError};
+use crate::keys::AccountKey;
+
+/// File name suffix of a stored JWT.
+pub const JWT_EXTENSION: &str = ".jwt";
+
+/// Marker inside the name of a temp file (`.<key>.jwt.tmp-...`).
+pub const TEMP_MARKER: &str = ".jwt.tmp-";
+
+/// A directory store.
+#[derive(Debug)]
+pub struct DirStore {
+    root: PathBuf,
+    shard: bool,
+    temp_counter: AtomicU64,
+}
+
+fn io_error(action: &'static str, path: &Path, source: std::io::Error) -> StoreError {
+    StoreError::Io {
+        action,
+        path: path.display().to_string(),
+        source,
+    }
+}
+
+impl DirStore {
+    /// Opens (and creates when missing) the directory `root`.
+    pub fn open(root: &Path, shard: bool) -> Result<Self, StoreError> {
+        fs::create_dir_all(root).map_err(|e| io_error("creating", root, e))?;
+        let meta = fs::metadata(root).map_err(|e| io_error("reading", root, e))?;
+        if !meta.is_dir() {
+            return Err(io_error(
+                "opening",
+                root,
+                std::io::Error::other("not a directory"),
+            ));
+        }
+        Ok(DirStore {
+            root: root.to_path_buf(),
+            shard,
+            temp_counter: AtomicU64::new(0),
+        })
+    }
+
+    /// The folder the store lives in.
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    /// The folder holding `key`'s file.
+    fn folder(&self, key: &AccountKey) -> PathBuf {
+        if self.shard {
+            self.root.join(key.shard())
+        } else {
+            self.root.clone()
+        }
+    }
+
+    /// The file holding `key`'s JWT.
+    pub fn path_of(&self, key: &AccountKey) -> PathBuf {
+        self.folder(key)
+            .join(format!("{}{JWT_EXTENSION}", key.as_str()))
+    }
+
+    fn write_temp(
+        &self,
+        folder: &Path,
+        key: &AccountKey,
+        jwt: &[u8],
+    ) -> Result<PathBuf, StoreError> {
+        let n = self.temp_counter.fetch_add(1, Ordering::Relaxed);
+        let temp = folder.join(format!(
+            ".{}{TEMP_MARKER}{}-{n}",
+            key.as_str(),
+            std::process::id()
+        ));
+        let result = (|| {
+            let mut file = OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .open(&temp)?;
+            file.write_all(jwt)?;
+            file.sync_all()
+        })();
+        match result {
+            Ok(()) => Ok(temp),
+            Err(e) => {
+                let _ = fs::remove_file(&temp);
+                Err(io_error("writing", &temp, e))
+            }
+        }
+    }
+}
+
+/// fsyncs a directory so that a rename or a new entry in it is durable.
+fn sync_dir(dir: &Path) -> Result<(), StoreError> {
+    File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(|e| io_error("syncing", dir, e))
+}
+
+impl JwtStore for DirStore {
+    fn load(&self, key: &AccountKey) -> Result<Option<Vec<u8>>, StoreError> {
+        let path = self.path_of(key);
+        match fs::read(&path) {
+            Ok(bytes) => Ok(Some(bytes)),
+            Err(e) if e.kind() == ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(io_error("reading", &path, e)),
+        }
+    }
+
+    fn save(&self, key: &AccountKey, jwt: &[u8]) -> Result<(), StoreError> {
+        let folder = self.folder(key);
+        if self.shard && !folder.is_dir() {
+            fs::create_dir_all(&folder).map_err(|e| io_error("creating", &folder, e))?;
+            sync_dir(&self.root)?;
+        }
+        let temp = self.write_temp(&folder, key, jwt)?;
+        let target = self.path_of(key);
+        if let Err(e) = fs::rename(&temp, &target) {
+            let _ = fs::remove_file(&temp);
+            return Err(io_error("renaming into", &target, e));
+        }
+        sync_dir(&folder)
+    }
+
+    fn describe(&self) -> String {
+        format!(
+            "directory {}{}",
+            self.root.display(),
+            if self.shard { " (sharded)" } else { "" }
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn key() -> AccountKey {
+        AccountKey::parse(&nkeys::KeyPair::new_account().public_key()).unwrap()
+    }
+
+    fn names(dir: &Path) -> Vec<String> {
+        let mut out: Vec<String> = fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        out.sort();
+        out
+    }
+
+    #[test]
+    fn flat_layout_round_trip() {
+        let tmp = tempfile::tempdir().unwrap();
+        let store = DirStore::open(tmp.path(), false).unwrap();
+        let k = key();
+        assert_eq!(store.load(&k).unwrap(), None);
+        store.save(&k, b"first").unwrap();
+        store.save(&k, b"second").unwrap();
+        assert_eq!(store.load(&k).unwrap().as_deref(), Some(&b"second"[..]));
+        assert_eq!(names(tmp.path()), [format!("{k}.jwt")]);
+    }
+
+    #[test]
+    fn sharded_layout_uses_last_two_characters() {
+        let tmp = tempfile::tempdir().unwrap();
+        let store = DirStore::open(&tmp.path().join("new/sub"), true).unwrap();
+        let k = key();
+        store.save(&k, b"jwt").unwrap();
+        let expected = tmp
+            .path()
+            .join("new/sub")
+            .join(k.shard())
+            .join(format!("{k}.jwt"));
+        assert_eq!(fs::read(expected).unwrap(), b"jwt");
+        assert_eq!(names(&tmp.path().join("new/sub")), [k.shard().to_string()]);
+    }
+
+    #[test]
+    fn failed_write_leaves_old_file_and_no_temp() {
+        let tmp = tempfile::tempdir().unwrap();
+        let store = DirStore::open(tmp.path(), false).unwrap();
+        let k = key();
+        store.save(&k, b"old").unwrap();
+        // Make the target a directory: the rename fails, the old content must stay unchanged.
+        let other = key();
+        fs::create_dir(store.path_of(&other)).unwrap();
+        fs::write(store.path_of(&other).join("x"), b"x").unwrap();
+        assert!(store.save(&other, b"new").is_err());
+        assert_eq!(store.load(&k).unwrap().as_deref(), Some(&b"old"[..]));
+        assert!(names(tmp.path()).iter().all(|n| !n.contains(TEMP_MARKER)));
+    }
+
+    #[test]
+    fn root_that_is_a_file_is_an_error() {
+        let tmp = tempfile::tempdir().unwrap();
+        let file = tmp.path().join("f");
+        fs::write(&file, b"").unwrap();
+        assert!(DirStore::open(&file, false).is_err());
+    }
+}

@@ -1,0 +1,244 @@
+//! Who may sign the account JWTs we store: the operator (from `operatorjwtpath`) and its signing
+//! keys, and the system account JWT served from `systemaccountjwtpath`. [`Trust::check_account`]
+//! is the single place that decides whether a JWT may be stored (spec §4.2 order of checks).
+
+use std::collections::HashSet;
+use std::path::{Path, PathBuf};
+
+use crate::jwt::{self, AccountClaims, OperatorClaims, Token};
+use crate::keys::AccountKey;
+
+/// A startup problem with the operator or system account file; names the file.
+#[derive(Debug, thiserror::Error)]
+pub enum TrustError {
+    /// The file cannot be read.
+    #[error("cannot read {what} {}: {source}", path.display())]
+    Read {
+        /// `operator JWT` or `system account JWT`.
+        what: &'static str,
+        /// The file.
+        path: PathBuf,
+        /// The OS error.
+        source: std::io::Error,
+    },
+    /// The file does not hold a JWT of the right kind.
+    #[error("{} is not a valid {what}: {reason}", path.display())]
+    Invalid {
+        /// `operator JWT` or `system account JWT`.
+        what: &'static str,
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        reason: String,
+    },
+    /// The configured system account is not the operator's.
+    #[error("the system account in {} is {configured}, but the operator names {operator} as its system account", path.display())]
+    SystemAccountMismatch {
+        /// The system account file.
+        path: PathBuf,
+        /// Its subject.
+        configured: String,
+        /// The operator's `system_account`.
+        operator: String,
+    },
+}
+
+/// Why a JWT may not be stored. Each variant reads as one line for the HTTP reply.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Rejection {
+    /// The body is empty.
+    #[error("bad JWT in request: the body is empty")]
+    Empty,
+    /// The body is not text.
+    #[error("bad JWT in request: the body is not UTF-8 text")]
+    NotText,
+    /// The token does not decode or its signature does not verify.
+    #[error("bad JWT in request: {0}")]
+    Decode(String),
+    /// The JWT is for another account than the URL names.
+    #[error("pub keys don't match: the JWT is for {jwt_subject} but the URL names {path_key}")]
+    KeyMismatch {
+        /// `sub` of the JWT.
+        jwt_subject: String,
+        /// The key in the URL.
+        path_key: String,
+    },
+    /// Self-signed by the account itself and no signing service is configured.
+    #[error("Signing service not enabled: the JWT is self-signed by the account {0}; it must be signed by the operator or one of its signing keys")]
+    SelfSigned(String),
+    /// Signed by another account.
+    #[error("Bad JWT Issuer in request: {0} is an account key; account JWTs must be signed by the operator or one of its signing keys")]
+    AccountIssuer(String),
+    /// Signed by an operator key that is not trusted.
+    #[error(
+        "untrusted issuer in request: {0} is neither the operator nor one of its signing keys"
+    )]
+    Untrusted(String),
+    /// No operator configured: nothing can be trusted.
+    #[error("untrusted issuer in request: no operator is configured (set operatorjwtpath), so no JWT can be accepted")]
+    NoOperator,
+    /// Blocking validation issues (expired, not yet valid, bad imports...).
+    #[error("JWT failed validation: {}", .0.join("; "))]
+    Invalid(Vec<String>),
+}
+
+/// The loaded operator.
+#[derive(Debug, Clone)]
+pub struct Operator {
+    /// The operator file's bytes, served verbatim on `/jwt/v1/operator`.
+    pub raw: Vec<u8>,
+    /// The decoded token.
+    pub token: Token,
+    /// Its claims.
+    pub claims: OperatorClaims,
+}
+
+/// The system account JWT from `systemaccountjwtpath`.
+#[derive(Debug, Clone)]
+pub struct SystemAccount {
+    /// Its key.
+    pub key: AccountKey,
+    /// The file's bytes (trimmed of surrounding whitespace).
+    pub jwt: Vec<u8>,
+    /// Its `name`.
+    pub name: String,
+}
+
+/// The trust anchor of the server.
+#[derive(Debug, Clone, Default)]
+pub struct Trust {
+    operator: Option<Operator>,
+    trusted_keys: HashSet<String>,
+    system_account: Option<SystemAccount>,
+}
+
+fn read(what: &'static str, path: &Path) -> Result<Vec<u8>, TrustError> {
+    std::fs::read(path).map_err(|source| TrustError::Read {
+        what,
+        path: path.to_path_buf(),
+        source,
+    })
+}
+
+fn invalid(what: &'static str, path: &Path, reason: impl ToString) -> TrustError {
+    TrustError::Invalid {
+        what,
+        path: path.to_path_buf(),
+        reason: reason.to_string(),
+    }
+}
+
+/// The token text inside a file: decorated (`-----BEGIN ...`) or raw, without surrounding
+/// whitespace.
+fn token_text(what: &'static str, path: &Path, bytes: &[u8]) -> Result<String, TrustError> {
+    let text = std::str::from_utf8(bytes)
+        .map_err(|_| invalid(what, path, "the file is not UTF-8 text"))?;
+    Ok(jwt::creds::parse_decorated_jwt(text))
+}
+
+impl Trust {
+    /// Loads the operator and the system account files (either may be absent).
+    pub fn load(
+        operator: Option<&Path>,
+        system_account: Option<&Path>,
+    ) -> Result<Self, TrustError> {
+        let mut trust = Trust::default();
+        if let Some(path) = operator {
+            const WHAT: &str = "operator JWT";
+            let raw = read(WHAT, path)?;
+            let text = token_text(WHAT, path, &raw)?;
+            let (token, claims) =
+                jwt::decode_operator(&text).map_err(|e| invalid(WHAT, path, e))?;
+            if !claims.strict_signing_key_usage {
+                trust.trusted_keys.insert(token.claims.sub.clone());
+            }
+            trust
+                .trusted_keys
+                .extend(claims.signing_keys.iter().cloned());
+            trust.operator = Some(Operator { raw, token, claims });
+        }
+        if let Some(path) = system_account {
+            const WHAT: &str = "system account JWT";
+            let raw = read(WHAT, path)?;
+            let text = token_text(WHAT, path, &raw)?;
+            let (token, _) = jwt::decode_account(&text).map_err(|e| invalid(WHAT, path, e))?;
+            let key = AccountKey::parse(&token.claims.sub).map_err(|e| invalid(WHAT, path, e))?;
+            if let Some(op) = &trust.operator {
+                let named = &op.claims.system_account;
+                if !named.is_empty() && named != key.as_str() {
+                    return Err(TrustError::SystemAccountMismatch {
+                        path: path.to_path_buf(),
+                        configured: key.to_string(),
+                        operator: named.clone(),
+                    });
+                }
+            }
+            trust.system_account = Some(SystemAccount {
+                key,
+                jwt: text.into_bytes(),
+                name: token.claims.name.clone(),
+            });
+        }
+        Ok(trust)
+    }
+
+    /// The operator, when one is configured.
+    pub fn operator(&self) -> Option<&Operator> {
+        self.operator.as_ref()
+    }
+
+    /// The configured system account JWT, if any.
+    pub fn system_account(&self) -> Option<&SystemAccount> {
+        self.system_account.as_ref()
+    }
+
+    /// `true` when `key` is the operator (unless strict) or one of its signing keys.
+    pub fn is_trusted_issuer(&self, key: &str) -> bool {
+        self.trusted_keys.contains(key)
+    }
+
+    /// Decides whether `body`, POSTed for `path_key`, may be stored, at time `now` (Unix
+    /// seconds). Returns the decoded token on success.
+    pub fn check_account(
+        &self,
+        path_key: &AccountKey,
+        body: &str,
+        now: i64,
+    ) -> Result<(Token, AccountClaims), Rejection> {
+        if body.is_empty() {
+            return Err(Rejection::Empty);
+        }
+        let (token, claims) =
+            jwt::decode_account(body).map_err(|e| Rejection::Decode(e.to_string()))?;
+        let sub = &token.claims.sub;
+        let iss = &token.claims.iss;
+        if sub != path_key.as_str() {
+            return Err(Rejection::KeyMismatch {
+                jwt_subject: sub.chars().take(64).collect(),
+                path_key: path_key.to_string(),
+            });
+        }
+        if jwt::is_account_key(iss) {
+            return Err(if iss == sub {
+                Rejection::SelfSigned(sub.clone())
+            } else {
+                Rejection::AccountIssuer(iss.clone())
+            });
+        }
+        if self.operator.is_none() {
+            return Err(Rejection::NoOperator);
+        }
+        if !self.is_trusted_issuer(iss) {
+            return Err(Rejection::Untrusted(iss.clone()));
+        }
+        let blocking: Vec<String> = jwt::validate_account(&token, &claims, now)
+            .into_iter()
+            .filter(|issue| issue.is_blocking(true))
+            .map(|issue| issue.description)
+            .collect();
+        if !blocking.is_empty() {
+            return Err(Rejection::Invalid(blocking));
+        }
+        Ok((token, claims))
+    }
+}

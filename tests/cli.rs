@@ -1,0 +1,283 @@
+//! The binary's command line and config file handling, as an operator meets them.
+
+mod support;
+
+use std::process::Command;
+use std::time::Duration;
+
+use support::*;
+
+fn run(args: &[&str]) -> (Option<i32>, String, String) {
+    let out = Command::new(AccountServer::binary())
+        .args(args)
+        .output()
+        .unwrap();
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn help_and_version() {
+    for flag in ["--help", "-help", "-h"] {
+        let (code, out, _) = run(&[flag]);
+        assert_eq!(code, Some(0));
+        for f in [
+            "--hp",
+            "--dir",
+            "--operator",
+            "--creds",
+            "--nats",
+            "--DV",
+            "--nsc",
+            "--ro",
+            "--primary",
+        ] {
+            assert!(out.contains(f), "{flag}: {f} missing in {out}");
+        }
+    }
+    let (code, out, _) = run(&["--version"]);
+    assert_eq!(code, Some(0));
+    assert!(out.contains(env!("CARGO_PKG_VERSION")));
+}
+
+#[test]
+fn usage_errors_exit_2() {
+    let (code, _, err) = run(&["-nope"]);
+    assert_eq!(code, Some(2));
+    assert!(err.contains("nope"), "{err}");
+    let (code, _, err) = run(&["-hp", "localhost"]);
+    assert_eq!(code, Some(2));
+    assert!(err.contains("missing port"), "{err}");
+}
+
+#[test]
+fn go_style_flags_start_the_server_and_override_the_file() {
+    let tmp = tempfile::tempdir().unwrap();
+    // The file says port 80 on nats.io; -hp wins, -dir wins, the file's read timeout stays.
+    let conf = tmp.path().join("nas.conf");
+    std::fs::write(
+        &conf,
+        "{\n  \"Store\": { \"Dir\": \"/nonexistent/never\" },\n  \"HTTP\": { \"ReadTimeout\": 2000, \"Port\": 80, \"Host\": \"nats.io\" }\n}\n",
+    )
+    .unwrap();
+    let dir = tmp.path().join("flagdir");
+    let nas = AccountServer::start_args(&[
+        "-c",
+        conf.to_str().unwrap(),
+        "-hp",
+        "127.0.0.1:0",
+        "-dir",
+        dir.to_str().unwrap(),
+        "-DV",
+    ]);
+    assert!(nas.addr.starts_with("127.0.0.1:"));
+    assert_eq!(nas.get("/jwt/v1/help").status, 200);
+    assert!(dir.is_dir());
+    // -DV turned on trace lines (coloured by default).
+    assert_eq!(nas.get("/jwt/v1/accounts/").status, 200);
+    let line = nas
+        .logs
+        .wait_for("server sent resolver check", Duration::from_secs(5))
+        .expect("trace line");
+    assert!(line.contains("TRC"), "{line}");
+    // Double-dash form too.
+    let nas2 =
+        AccountServer::start_args(&["--hp=127.0.0.1:0", "--dir", dir.to_str().unwrap(), "--D"]);
+    assert_eq!(nas2.get("/healthz").status, 200);
+}
+
+#[test]
+fn config_errors_name_file_line_and_key_and_stop_the_start() {
+    let tmp = tempfile::tempdir().unwrap();
+    let conf = tmp.path().join("bad.conf");
+    std::fs::write(
+        &conf,
+        "store { dir: /tmp/x }\nhttp {\n  port: \"high\"\n}\n",
+    )
+    .unwrap();
+    let (code, _, err) = run(&["-c", conf.to_str().unwrap()]);
+    assert_eq!(code, Some(1));
+    assert!(err.contains(&format!("{}:3", conf.display())), "{err}");
+    assert!(err.contains("\"http.port\""), "{err}");
+    assert_eq!(err.trim().lines().count(), 1, "{err}");
+
+    std::fs::write(&conf, "http {\n  port: 1\n").unwrap();
+    let (code, _, err) = run(&["-c", conf.to_str().unwrap()]);
+    assert_eq!(code, Some(1));
+    assert!(err.contains("bad.conf"), "{err}");
+
+    let (code, _, err) = run(&["-c", tmp.path().join("missing.conf").to_str().unwrap()]);
+    assert_eq!(code, Some(1));
+    assert!(err.contains("missing.conf"), "{err}");
+
+    // An operator file that is not an operator JWT names the file.
+    let not_op = tmp.path().join("op.jwt");
+    std::fs::write(&not_op, fixture("accounts/A.jwt")).unwrap();
+    std::fs::write(
+        &conf,
+        format!("operatorjwtpath: \"{}\"\nstore {{ dir: \"{}\" }}\nhttp {{ host: 127.0.0.1, port: 0 }}\n",
+            not_op.display(), tmp.path().join("jwt").display()),
+    )
+    .unwrap();
+    let (code, _, err) = run(&["-c", conf.to_str().unwrap()]);
+    assert_eq!(code, Some(1));
+    assert!(err.contains("op.jwt") && err.contains("operator"), "{err}");
+}
+
+#[test]
+fn unknown_keys_warn_and_unsupported_keys_are_reported() {
+    let tmp = tempfile::tempdir().unwrap();
+    let conf = nas_config(
+        &tmp.path().join("jwt"),
+        None,
+        "colour: blue\nprimary: \"http://127.0.0.1:1\"\n",
+    );
+    let nas = AccountServer::start(tmp.path(), &conf);
+    let logs = nas.logs.text();
+    assert!(logs.contains("unknown config key \"colour\""), "{logs}");
+    assert!(logs.contains("nas.conf:4"), "{logs}");
+    assert!(
+        logs.contains("primary (replica mode) is not yet supported"),
+        "{logs}"
+    );
+}
+
+#[test]
+fn includes_variables_snake_case_and_toml_configs() {
+    let tmp = tempfile::tempdir().unwrap();
+    let sub = tmp.path().join("conf.d");
+    std::fs::create_dir_all(&sub).unwrap();
+    std::fs::write(
+        sub.join("http.conf"),
+        "http { host: 127.0.0.1, port: $NAS_TEST_PORT }\n",
+    )
+    .unwrap();
+    std::fs::write(
+        sub.join("main.conf"),
+        format!(
+            "# comment\nSTORE_DIR = \"{}\"\ninclude http.conf\nstore {{ dir: $STORE_DIR, shard: yes }}\noperator_jwt_path: \"{}\"\nlogging {{ colors: off, pid: on }}\n",
+            tmp.path().join("jwt").display(),
+            fixtures().join("operator.jwt").display()
+        ),
+    )
+    .unwrap();
+    let mut child = Command::new(AccountServer::binary())
+        .args(["-c", sub.join("main.conf").to_str().unwrap()])
+        .env("NAS_TEST_PORT", "0")
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Read until the resolver line, bounded.
+    let stderr = child.stderr.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        use std::io::BufRead;
+        for line in std::io::BufReader::new(stderr)
+            .lines()
+            .map_while(Result::ok)
+        {
+            let _ = tx.send(line);
+        }
+    });
+    let mut seen = Vec::new();
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while std::time::Instant::now() < deadline {
+        if let Ok(line) = rx.recv_timeout(Duration::from_millis(100)) {
+            let done = line.contains("resolver: URL(");
+            seen.push(line);
+            if done {
+                break;
+            }
+        }
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    let text = seen.join("\n");
+    assert!(text.contains("resolver: URL(http://127.0.0.1:"), "{text}");
+    assert!(
+        text.contains(&format!("[{}]", child.id())),
+        "pid prefix missing: {text}"
+    );
+    assert!(text.contains("(sharded)"), "{text}");
+    assert!(text.contains("Operator: TESTOP"), "{text}");
+    assert!(!text.contains("\x1b["), "colors should be off: {text:?}");
+
+    // The same settings as TOML.
+    let toml = tmp.path().join("nas.toml");
+    std::fs::write(
+        &toml,
+        format!(
+            "operator_jwt_path = \"{}\"\n[http]\nhost = \"127.0.0.1\"\nport = 0\n[store]\ndir = \"{}\"\n",
+            fixtures().join("operator.jwt").display(),
+            tmp.path().join("jwt2").display()
+        ),
+    )
+    .unwrap();
+    let nas = AccountServer::start_args(&["-c", toml.to_str().unwrap()]);
+    assert_eq!(nas.get("/jwt/v1/operator").text(), fixture("operator.jwt"));
+    std::fs::write(&toml, "[http]\nport = \"x\"\n").unwrap();
+    let (code, _, err) = run(&["-c", toml.to_str().unwrap()]);
+    assert_eq!(code, Some(1));
+    assert!(
+        err.contains("nas.toml:2") && err.contains("http.port"),
+        "{err}"
+    );
+}
+
+#[test]
+fn sigterm_and_sigint_stop_gracefully() {
+    for sig in ["TERM", "INT"] {
+        let tmp = tempfile::tempdir().unwrap();
+        let mut nas =
+            AccountServer::start(tmp.path(), &nas_config(&tmp.path().join("jwt"), None, ""));
+        nas.signal(sig);
+        assert_eq!(nas.wait_exit(Duration::from_secs(10)), Some(0), "{sig}");
+        assert!(nas
+            .logs
+            .wait_for("http server stopped", Duration::from_secs(2))
+            .is_some());
+    }
+}
+
+#[test]
+fn no_store_configured_is_a_clear_error() {
+    let (code, _, err) = run(&["-hp", "127.0.0.1:0"]);
+    assert_eq!(code, Some(1));
+    assert!(err.contains("no store is configured"), "{err}");
+}
+
+#[test]
+fn shipped_sample_configs_load() {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("config");
+    let mut n = 0;
+    for entry in std::fs::read_dir(&dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path
+            .file_name()
+            .unwrap()
+            .to_str()
+            .unwrap()
+            .starts_with("nats-server")
+        {
+            continue; // nats-server's own config, not ours
+        }
+        let loaded = nats_account_server::config::load_file(&path)
+            .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        assert!(
+            loaded.warnings.is_empty(),
+            "{}: {:?}",
+            path.display(),
+            loaded.warnings
+        );
+        n += 1;
+    }
+    assert!(n >= 3);
+    let seed = nats_account_server::config::load_file(&dir.join("nas.conf"))
+        .unwrap()
+        .config;
+    assert!(seed.store.shard);
+    assert_eq!(seed.nats.servers.len(), 2);
+}

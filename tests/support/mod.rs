@@ -1,0 +1,628 @@
+//! Shared test harness: a `World` of keys and JWTs made in Rust, a tiny HTTP client, and
+//! guards that run our binary and the real `nats-server` on free loopback ports and kill them
+//! (by handle) on drop. Every wait is bounded.
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use nats_account_server::jwt;
+use nkeys::KeyPair;
+use serde_json::{json, Value};
+
+/// The Go-written fixtures shipped with the repository.
+pub fn fixtures() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/go-jwt")
+}
+
+/// Reads a fixture file as text.
+pub fn fixture(rel: &str) -> String {
+    std::fs::read_to_string(fixtures().join(rel)).unwrap_or_else(|e| panic!("fixture {rel}: {e}"))
+}
+
+/// The fixture manifest.
+pub fn manifest() -> Value {
+    serde_json::from_str(&fixture("manifest.json")).unwrap()
+}
+
+/// Current Unix time.
+pub fn now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64
+}
+
+/// Default claims of a new account (limits unlimited, like nsc's defaults).
+pub fn account_claims(name: &str, public_key: &str) -> Value {
+    json!({
+        "name": name,
+        "sub": public_key,
+        "nats": {
+            "limits": {"subs": -1, "data": -1, "payload": -1, "imports": -1, "exports": -1,
+                       "wildcards": true, "conn": -1, "leaf": -1},
+            "default_permissions": {"pub": {}, "sub": {}},
+            "type": "account",
+            "version": 2
+        }
+    })
+}
+
+/// Signs claims as a v2 JWT.
+pub fn sign(claims: &Value, signer: &KeyPair) -> String {
+    jwt::encode(claims, signer).unwrap()
+}
+
+/// An operator with one signing key, a system account and a folder for files.
+pub struct World {
+    pub dir: tempfile::TempDir,
+    pub operator: KeyPair,
+    pub signing_key: KeyPair,
+    pub operator_jwt: String,
+    pub operator_path: PathBuf,
+    pub sys: KeyPair,
+    pub sys_jwt: String,
+}
+
+impl World {
+    pub fn new() -> World {
+        let dir = tempfile::tempdir().unwrap();
+        let operator = KeyPair::new_operator();
+        let signing_key = KeyPair::new_operator();
+        let sys = KeyPair::new_account();
+        let operator_jwt = sign(
+            &json!({
+                "name": "TESTOP",
+                "sub": operator.public_key(),
+                "nats": {
+                    "signing_keys": [signing_key.public_key()],
+                    "system_account": sys.public_key(),
+                    "type": "operator",
+                    "version": 2
+                }
+            }),
+            &operator,
+        );
+        let operator_path = dir.path().join("operator.jwt");
+        std::fs::write(&operator_path, &operator_jwt).unwrap();
+        let sys_jwt = sign(&account_claims("SYS", &sys.public_key()), &operator);
+        World {
+            dir,
+            operator,
+            signing_key,
+            operator_jwt,
+            operator_path,
+            sys,
+            sys_jwt,
+        }
+    }
+
+    pub fn path(&self, rel: &str) -> PathBuf {
+        self.dir.path().join(rel)
+    }
+
+    /// A new account JWT signed by the operator's signing key.
+    pub fn new_account(&self, name: &str) -> (KeyPair, String) {
+        let kp = KeyPair::new_account();
+        let jwt = sign(&account_claims(name, &kp.public_key()), &self.signing_key);
+        (kp, jwt)
+    }
+
+    /// Writes a creds file for a new user of `account` and returns its path.
+    pub fn user_creds(&self, account: &KeyPair, name: &str) -> PathBuf {
+        let user = KeyPair::new_user();
+        let claims = json!({
+            "name": name,
+            "sub": user.public_key(),
+            "nats": {"pub": {}, "sub": {}, "subs": -1, "data": -1, "payload": -1,
+                     "type": "user", "version": 2}
+        });
+        let user_jwt = sign(&claims, account);
+        let creds = jwt::creds::format_user_creds(&user_jwt, &user.seed().unwrap());
+        let path = self.path(&format!("{name}-{}.creds", &user.public_key()[..8]));
+        std::fs::write(&path, creds).unwrap();
+        path
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// A minimal HTTP/1.1 client (Connection: close), enough for tests and for hostile requests.
+
+/// A parsed HTTP response.
+#[derive(Debug, Clone)]
+pub struct Reply {
+    pub status: u16,
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+}
+
+impl Reply {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.body).into_owned()
+    }
+}
+
+/// Sends raw request bytes to `addr` and parses the reply.
+pub fn raw_request(addr: &str, request: &[u8]) -> Reply {
+    let mut stream = TcpStream::connect(addr).unwrap_or_else(|e| panic!("connect {addr}: {e}"));
+    stream
+        .set_read_timeout(Some(Duration::from_secs(20)))
+        .unwrap();
+    stream.write_all(request).unwrap();
+    let mut buf = Vec::new();
+    stream.read_to_end(&mut buf).unwrap();
+    parse_reply(&buf)
+}
+
+fn parse_reply(buf: &[u8]) -> Reply {
+    let split = buf
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .unwrap_or_else(|| panic!("no header end in {:?}", String::from_utf8_lossy(buf)));
+    let head = String::from_utf8_lossy(&buf[..split]).into_owned();
+    let mut lines = head.split("\r\n");
+    let status: u16 = lines
+        .next()
+        .unwrap()
+        .split(' ')
+        .nth(1)
+        .unwrap()
+        .parse()
+        .unwrap();
+    let headers: Vec<(String, String)> = lines
+        .filter_map(|l| l.split_once(':'))
+        .map(|(k, v)| (k.trim().to_string(), v.trim().to_string()))
+        .collect();
+    let mut body = buf[split + 4..].to_vec();
+    let chunked = headers
+        .iter()
+        .any(|(k, v)| k.eq_ignore_ascii_case("transfer-encoding") && v.contains("chunked"));
+    if chunked {
+        let mut out = Vec::new();
+        let mut rest = &body[..];
+        loop {
+            let nl = rest.windows(2).position(|w| w == b"\r\n").unwrap();
+            let size = usize::from_str_radix(std::str::from_utf8(&rest[..nl]).unwrap().trim(), 16)
+                .unwrap();
+            rest = &rest[nl + 2..];
+            if size == 0 {
+                break;
+            }
+            out.extend_from_slice(&rest[..size]);
+            rest = &rest[size + 2..];
+        }
+        body = out;
+    }
+    Reply {
+        status,
+        headers,
+        body,
+    }
+}
+
+/// `GET http://addr/path` with extra headers.
+pub fn get_with(addr: &str, path: &str, headers: &[(&str, &str)]) -> Reply {
+    let mut req = format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n");
+    for (k, v) in headers {
+        req.push_str(&format!("{k}: {v}\r\n"));
+    }
+    req.push_str("\r\n");
+    raw_request(addr, req.as_bytes())
+}
+
+/// `GET http://addr/path`.
+pub fn get(addr: &str, path: &str) -> Reply {
+    get_with(addr, path, &[])
+}
+
+/// `POST http://addr/path` with a body, as `nsc push` sends it.
+pub fn post(addr: &str, path: &str, body: &[u8]) -> Reply {
+    let mut req = format!(
+        "POST {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Type: application/jwt\r\nContent-Length: {}\r\n\r\n",
+        body.len()
+    )
+    .into_bytes();
+    req.extend_from_slice(body);
+    raw_request(addr, &req)
+}
+
+// ---------------------------------------------------------------------------------------------
+// Child processes.
+
+/// Collects a child's stderr lines in the background.
+#[derive(Clone, Default)]
+pub struct Logs(Arc<Mutex<Vec<String>>>);
+
+impl Logs {
+    fn follow(&self, stream: impl Read + Send + 'static) {
+        let lines = self.0.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stream).lines() {
+                match line {
+                    Ok(l) => lines.lock().unwrap().push(l),
+                    Err(_) => break,
+                }
+            }
+        });
+    }
+
+    pub fn text(&self) -> String {
+        self.0.lock().unwrap().join("\n")
+    }
+
+    /// Waits (bounded) for a line containing `needle` and returns it.
+    pub fn wait_for(&self, needle: &str, timeout: Duration) -> Option<String> {
+        let deadline = Instant::now() + timeout;
+        while Instant::now() < deadline {
+            if let Some(l) = self.0.lock().unwrap().iter().find(|l| l.contains(needle)) {
+                return Some(l.clone());
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        None
+    }
+
+    pub fn count(&self, needle: &str) -> usize {
+        self.0
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|l| l.contains(needle))
+            .count()
+    }
+}
+
+/// A free loopback TCP port (bound then released).
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// Our binary, running with a config file.
+pub struct AccountServer {
+    child: Child,
+    pub addr: String,
+    pub logs: Logs,
+}
+
+impl AccountServer {
+    /// Path of the binary under test.
+    pub fn binary() -> PathBuf {
+        PathBuf::from(env!("CARGO_BIN_EXE_nats-account-server"))
+    }
+
+    /// Writes `config` to `<dir>/nas.conf` and starts the server with `-c` on it. The config
+    /// should use `http { host: 127.0.0.1, port: 0 }` (or a fixed port).
+    pub fn start(dir: &Path, config: &str) -> AccountServer {
+        let path = dir.join("nas.conf");
+        std::fs::write(&path, config).unwrap();
+        Self::start_args(&["-c", path.to_str().unwrap()])
+    }
+
+    /// Starts the binary with arbitrary arguments and waits for its resolver line.
+    pub fn start_args(args: &[&str]) -> AccountServer {
+        Self::try_start_args(args).unwrap_or_else(|(code, logs)| {
+            panic!("account server did not start (exit {code:?}):\n{logs}")
+        })
+    }
+
+    /// Like `start_args`, but returns the exit status and logs when the server does not start.
+    pub fn try_start_args(args: &[&str]) -> Result<AccountServer, (Option<i32>, String)> {
+        let mut child = Command::new(Self::binary())
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn nats-account-server");
+        let logs = Logs::default();
+        logs.follow(child.stderr.take().unwrap());
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while Instant::now() < deadline {
+            if let Some(line) = logs.wait_for("resolver: URL(", Duration::from_millis(50)) {
+                let url = line.split("URL(").nth(1).unwrap().trim_end_matches(')');
+                let addr = url
+                    .trim_start_matches("http://")
+                    .trim_start_matches("https://")
+                    .split('/')
+                    .next()
+                    .unwrap()
+                    .to_string();
+                return Ok(AccountServer { child, addr, logs });
+            }
+            if let Ok(Some(status)) = child.try_wait() {
+                std::thread::sleep(Duration::from_millis(100));
+                return Err((status.code(), logs.text()));
+            }
+        }
+        let _ = child.kill();
+        let _ = child.wait();
+        Err((None, format!("timed out\n{}", logs.text())))
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.addr)
+    }
+
+    pub fn resolver_url(&self) -> String {
+        self.url("/jwt/v1/accounts/")
+    }
+
+    pub fn get(&self, path: &str) -> Reply {
+        get(&self.addr, path)
+    }
+
+    pub fn post_account(&self, key: &str, jwt: &str) -> Reply {
+        post(
+            &self.addr,
+            &format!("/jwt/v1/accounts/{key}"),
+            jwt.as_bytes(),
+        )
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Sends a signal by PID to this child.
+    pub fn signal(&self, sig: &str) {
+        let ok = Command::new("kill")
+            .args([&format!("-{sig}"), &self.child.id().to_string()])
+            .status()
+            .unwrap()
+            .success();
+        assert!(ok, "kill -{sig} failed");
+    }
+
+    /// Waits (bounded) for the process to exit and returns its exit code.
+    pub fn wait_exit(&mut self, timeout: Duration) -> Option<i32> {
+        let deadline = Instant::now() + timeout;
+        while Instant::now() < deadline {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                return status.code();
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        None
+    }
+
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for AccountServer {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// Path of the `nats-server` binary (`NATS_SERVER_BIN` or the Debian package's).
+pub fn nats_server_binary() -> PathBuf {
+    if let Some(p) = std::env::var_os("NATS_SERVER_BIN") {
+        return PathBuf::from(p);
+    }
+    for candidate in [
+        "/usr/sbin/nats-server",
+        "/usr/bin/nats-server",
+        "/usr/local/bin/nats-server",
+    ] {
+        if Path::new(candidate).exists() {
+            return PathBuf::from(candidate);
+        }
+    }
+    panic!("nats-server is not installed: run `apt-get install -y nats-server` (or set NATS_SERVER_BIN)");
+}
+
+/// The real nats-server in operator mode.
+pub struct NatsServer {
+    child: Child,
+    pub port: u16,
+    pub monitor_port: Option<u16>,
+    pub logs: Logs,
+    pub config_path: PathBuf,
+}
+
+/// What a nats-server should trust and where it resolves accounts.
+pub struct NatsOptions {
+    pub operator_path: PathBuf,
+    pub system_account: String,
+    pub resolver_url: Option<String>,
+    /// A full `resolver { ... }` block instead of the URL resolver.
+    pub resolver_block: Option<String>,
+    pub port: Option<u16>,
+    pub monitor: bool,
+    pub extra: String,
+}
+
+impl NatsServer {
+    /// Starts nats-server with a config in `dir`, waits until it accepts clients.
+    pub fn start(dir: &Path, name: &str, opts: &NatsOptions) -> NatsServer {
+        Self::try_start(dir, name, opts)
+            .unwrap_or_else(|logs| panic!("nats-server did not start:\n{logs}"))
+    }
+
+    pub fn try_start(dir: &Path, name: &str, opts: &NatsOptions) -> Result<NatsServer, String> {
+        let port = opts.port.unwrap_or_else(free_port);
+        let monitor_port = opts.monitor.then(free_port);
+        let mut conf = format!(
+            "server_name: {name}\nhost: 127.0.0.1\nport: {port}\noperator: \"{}\"\nsystem_account: {}\n",
+            opts.operator_path.display(),
+            opts.system_account
+        );
+        if let Some(mp) = monitor_port {
+            conf.push_str(&format!("http: \"127.0.0.1:{mp}\"\n"));
+        }
+        if let Some(block) = &opts.resolver_block {
+            conf.push_str(block);
+            conf.push('\n');
+        } else if let Some(url) = &opts.resolver_url {
+            conf.push_str(&format!("resolver: URL({url})\n"));
+        }
+        conf.push_str(&opts.extra);
+        let config_path = dir.join(format!("{name}.conf"));
+        std::fs::write(&config_path, conf).unwrap();
+        let mut child = Command::new(nats_server_binary())
+            .args(["-c", config_path.to_str().unwrap()])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn nats-server");
+        let logs = Logs::default();
+        logs.follow(child.stderr.take().unwrap());
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while Instant::now() < deadline {
+            if logs
+                .wait_for("Server is ready", Duration::from_millis(50))
+                .is_some()
+            {
+                return Ok(NatsServer {
+                    child,
+                    port,
+                    monitor_port,
+                    logs,
+                    config_path,
+                });
+            }
+            if let Ok(Some(_)) = child.try_wait() {
+                std::thread::sleep(Duration::from_millis(100));
+                return Err(logs.text());
+            }
+        }
+        let _ = child.kill();
+        let _ = child.wait();
+        Err(format!("timed out\n{}", logs.text()))
+    }
+
+    pub fn client_url(&self) -> String {
+        format!("nats://127.0.0.1:{}", self.port)
+    }
+
+    pub fn stop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for NatsServer {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// Connects to NATS with a creds file.
+pub async fn connect(url: &str, creds: &Path) -> Result<async_nats::Client, String> {
+    async_nats::ConnectOptions::with_credentials_file(creds.to_path_buf())
+        .await
+        .map_err(|e| e.to_string())?
+        .connection_timeout(Duration::from_secs(5))
+        .connect(url)
+        .await
+        .map_err(|e| e.to_string())
+}
+
+/// Asserts that a message published by `publisher` on `subject` reaches `subscriber`
+/// subscribed on `listen`. The message is re-published every 250 ms (bounded by 10 s) so that
+/// a slow machine cannot make a delivery look lost.
+pub async fn assert_delivery(
+    subscriber: &async_nats::Client,
+    listen: &str,
+    publisher: &async_nats::Client,
+    subject: &str,
+) {
+    use futures_util::StreamExt;
+    let mut sub = subscriber.subscribe(listen.to_string()).await.unwrap();
+    subscriber.flush().await.unwrap();
+    let payload = format!("hello {}", now());
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        publisher
+            .publish(subject.to_string(), payload.clone().into())
+            .await
+            .unwrap();
+        publisher.flush().await.unwrap();
+        match tokio::time::timeout(Duration::from_millis(250), sub.next()).await {
+            Ok(Some(msg)) => {
+                assert_eq!(msg.payload.as_ref(), payload.as_bytes());
+                return;
+            }
+            Ok(None) => panic!("subscription on {listen} closed"),
+            Err(_) if tokio::time::Instant::now() < deadline => continue,
+            Err(_) => panic!("message on {subject} not delivered to {listen} within 10s"),
+        }
+    }
+}
+
+/// Asserts that nothing published on `subject` reaches `subscriber` on `listen` within 1 s.
+pub async fn assert_no_delivery(
+    subscriber: &async_nats::Client,
+    listen: &str,
+    publisher: &async_nats::Client,
+    subject: &str,
+) {
+    use futures_util::StreamExt;
+    let mut sub = subscriber.subscribe(listen.to_string()).await.unwrap();
+    subscriber.flush().await.unwrap();
+    publisher
+        .publish(subject.to_string(), "nope".into())
+        .await
+        .unwrap();
+    publisher.flush().await.unwrap();
+    let got = tokio::time::timeout(Duration::from_secs(1), sub.next()).await;
+    assert!(got.is_err(), "unexpected delivery on {listen}: {got:?}");
+}
+
+/// A snapshot of every file under `dir` (relative path → bytes), to prove nothing changed.
+pub fn snapshot(dir: &Path) -> std::collections::BTreeMap<String, Vec<u8>> {
+    let mut out = std::collections::BTreeMap::new();
+    fn walk(base: &Path, dir: &Path, out: &mut std::collections::BTreeMap<String, Vec<u8>>) {
+        for entry in std::fs::read_dir(dir).unwrap() {
+            let entry = entry.unwrap();
+            let path = entry.path();
+            if path.is_dir() {
+                out.insert(
+                    format!("{}/", path.strip_prefix(base).unwrap().display()),
+                    Vec::new(),
+                );
+                walk(base, &path, out);
+            } else {
+                out.insert(
+                    path.strip_prefix(base).unwrap().display().to_string(),
+                    std::fs::read(&path).unwrap(),
+                );
+            }
+        }
+    }
+    if dir.exists() {
+        walk(dir, dir, &mut out);
+    }
+    out
+}
+
+/// A config for our server: loopback, ephemeral port, a directory store, and extra lines.
+pub fn nas_config(store_dir: &Path, operator: Option<&Path>, extra: &str) -> String {
+    let mut c = format!(
+        "http {{ host: 127.0.0.1, port: 0 }}\nstore {{ dir: \"{}\" }}\nlogging {{ colors: false }}\n",
+        store_dir.display()
+    );
+    if let Some(op) = operator {
+        c.push_str(&format!("operatorjwtpath: \"{}\"\n", op.display()));
+    }
+    c.push_str(extra);
+    c
+}
