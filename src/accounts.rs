@@ -9,6 +9,7 @@ use bytes::Bytes;
 
 use crate::jwt::Token;
 use crate::keys::AccountKey;
+use crate::notify::Notifier;
 use crate::store::{JwtStore, StoreError};
 use crate::trust::{Rejection, Trust};
 
@@ -22,6 +23,14 @@ pub enum SubmitError {
     /// The JWT is not acceptable (HTTP 400).
     #[error(transparent)]
     Rejected(#[from] Rejection),
+    /// An account JWT with a newer `iat` is already stored (HTTP 409); nothing was changed.
+    #[error("a newer JWT is already stored for this account (stored iat {stored_iat} > posted iat {posted_iat}); refusing to roll back")]
+    Older {
+        /// `iat` of the stored JWT.
+        stored_iat: i64,
+        /// `iat` of the refused JWT.
+        posted_iat: i64,
+    },
     /// The store failed (HTTP 500); nothing was changed.
     #[error("error saving JWT: {0}")]
     Store(#[from] StoreError),
@@ -51,22 +60,39 @@ pub struct StoredJwt {
     pub jti: Option<String>,
     /// `exp` (0 = never).
     pub exp: i64,
+    /// `iat` (0 when unknown).
+    pub iat: i64,
 }
 
 impl StoredJwt {
     /// Reads `jti` and `exp` from the payload segment of `bytes`.
     pub fn inspect(bytes: Bytes) -> Self {
-        let peeked = peek_claims(&bytes);
-        StoredJwt {
-            jti: peeked.as_ref().map(|(jti, _)| jti.clone()),
-            exp: peeked.map(|(_, exp)| exp).unwrap_or(0),
-            bytes,
+        match peek_claims(&bytes) {
+            Some(p) => StoredJwt {
+                jti: Some(p.jti),
+                exp: p.exp,
+                iat: p.iat,
+                bytes,
+            },
+            None => StoredJwt {
+                jti: None,
+                exp: 0,
+                iat: 0,
+                bytes,
+            },
         }
     }
 }
 
-/// `jti` and `exp` from a token's payload, without any signature check.
-fn peek_claims(token: &[u8]) -> Option<(String, i64)> {
+/// The claims the serving path needs.
+struct Peeked {
+    jti: String,
+    exp: i64,
+    iat: i64,
+}
+
+/// `jti`, `exp` and `iat` from a token's payload, without any signature check.
+fn peek_claims(token: &[u8]) -> Option<Peeked> {
     let text = std::str::from_utf8(token).ok()?;
     let mut parts = text.trim().split('.');
     let _header = parts.next()?;
@@ -79,9 +105,11 @@ fn peek_claims(token: &[u8]) -> Option<(String, i64)> {
         .decode(payload)
         .ok()?;
     let value: serde_json::Value = serde_json::from_slice(&json).ok()?;
-    let jti = value.get("jti")?.as_str()?.to_string();
-    let exp = value.get("exp").and_then(|e| e.as_i64()).unwrap_or(0);
-    Some((jti, exp))
+    Some(Peeked {
+        jti: value.get("jti")?.as_str()?.to_string(),
+        exp: value.get("exp").and_then(|e| e.as_i64()).unwrap_or(0),
+        iat: value.get("iat").and_then(|e| e.as_i64()).unwrap_or(0),
+    })
 }
 
 /// Where a served JWT came from.
@@ -106,6 +134,7 @@ pub struct Submitted {
 pub struct Accounts {
     trust: Arc<Trust>,
     store: Arc<dyn JwtStore>,
+    notifier: Notifier,
     locks: Vec<tokio::sync::Mutex<()>>,
 }
 
@@ -126,11 +155,13 @@ pub fn unix_now() -> i64 {
 }
 
 impl Accounts {
-    /// A service over `store`, trusting what `trust` trusts.
-    pub fn new(trust: Arc<Trust>, store: Arc<dyn JwtStore>) -> Self {
+    /// A service over `store`, trusting what `trust` trusts, announcing changes through
+    /// `notifier`.
+    pub fn new(trust: Arc<Trust>, store: Arc<dyn JwtStore>, notifier: Notifier) -> Self {
         Accounts {
             trust,
             store,
+            notifier,
             locks: (0..LOCK_SHARDS)
                 .map(|_| tokio::sync::Mutex::new(()))
                 .collect(),
@@ -145,6 +176,11 @@ impl Accounts {
     /// The store.
     pub fn store(&self) -> &Arc<dyn JwtStore> {
         &self.store
+    }
+
+    /// The notifier.
+    pub fn notifier(&self) -> &Notifier {
+        &self.notifier
     }
 
     fn lock_for(&self, key: &AccountKey) -> &tokio::sync::Mutex<()> {
@@ -183,19 +219,52 @@ impl Accounts {
         }
     }
 
-    /// Checks `body` as a JWT for `key` and stores it durably. Surrounding whitespace is
-    /// trimmed; the token itself is stored byte for byte.
+    /// Checks `body` as a JWT for `key`, stores it durably and notifies nats-servers.
+    /// Surrounding whitespace is trimmed; the token itself is stored byte for byte.
     pub async fn submit(&self, key: &AccountKey, body: &[u8]) -> Result<Submitted, SubmitError> {
+        let done = self.store_checked(key, body).await?;
+        self.notifier
+            .account_updated(key, Bytes::from(done.token.raw.clone()));
+        Ok(done)
+    }
+
+    /// Like [`Accounts::submit`] for an update that arrived over NATS: the nats-servers got it
+    /// already, so nothing is re-published.
+    pub async fn submit_from_nats(
+        &self,
+        key: &AccountKey,
+        body: &[u8],
+    ) -> Result<Submitted, SubmitError> {
+        self.store_checked(key, body).await
+    }
+
+    /// Sends the stored JWT of `key` to nats-servers again (GET `?notify=true`).
+    pub fn notify_again(&self, key: &AccountKey, jwt: Bytes) {
+        self.notifier.account_updated(key, jwt);
+    }
+
+    /// The common path: check trust and validity, refuse rollbacks, write under the key's lock.
+    async fn store_checked(&self, key: &AccountKey, body: &[u8]) -> Result<Submitted, SubmitError> {
         let text = std::str::from_utf8(body).map_err(|_| Rejection::NotText)?;
         let text = text.trim();
         let (token, _claims) = self.trust.check_account(key, text, unix_now())?;
+        let posted_iat = token.claims.iat;
         let _guard = self.lock_for(key).lock().await;
         let store = self.store.clone();
         let owned_key = key.clone();
         let bytes = text.as_bytes().to_vec();
-        let changed = tokio::task::spawn_blocking(move || -> Result<bool, StoreError> {
-            if store.load(&owned_key)?.as_deref() == Some(&bytes[..]) {
-                return Ok(false);
+        let changed = tokio::task::spawn_blocking(move || -> Result<bool, SubmitError> {
+            if let Some(existing) = store.load(&owned_key)? {
+                if existing == bytes {
+                    return Ok(false);
+                }
+                let stored = StoredJwt::inspect(Bytes::from(existing));
+                if stored.jti.is_some() && stored.iat > posted_iat {
+                    return Err(SubmitError::Older {
+                        stored_iat: stored.iat,
+                        posted_iat,
+                    });
+                }
             }
             store.save(&owned_key, &bytes)?;
             Ok(true)
@@ -203,6 +272,27 @@ impl Accounts {
         .await
         .map_err(|e| SubmitError::Task(e.to_string()))??;
         Ok(Submitted { token, changed })
+    }
+}
+
+impl crate::notify::nats::Inbound for Accounts {
+    async fn lookup(&self, key: AccountKey) -> Option<Bytes> {
+        match Accounts::lookup(self, &key).await {
+            Ok(Some((jwt, _))) => Some(jwt.bytes),
+            Ok(None) => None,
+            Err(e) => {
+                tracing::error!("lookup of {} failed: {e}", key.short());
+                None
+            }
+        }
+    }
+
+    async fn update(&self, key: AccountKey, jwt: Bytes) -> Result<String, String> {
+        match self.submit_from_nats(&key, &jwt).await {
+            Ok(done) if done.changed => Ok(format!("stored (jti {})", done.token.claims.jti)),
+            Ok(_) => Ok("already stored".into()),
+            Err(e) => Err(e.to_string()),
+        }
     }
 }
 

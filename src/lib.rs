@@ -2,7 +2,7 @@
 //!
 //! Data flows one way: [`cli`] → [`config`] → [`server`] (wires and runs) → [`http`] (routes) →
 //! [`accounts`] (the rules for reading and storing JWTs) → [`trust`] / [`jwt`] (decode and
-//! verify) and [`store`] (where JWTs live).
+//! verify), [`store`] (where JWTs live) and [`notify`] (telling nats-servers over NATS).
 
 pub mod accounts;
 pub mod cli;
@@ -11,6 +11,7 @@ pub mod http;
 pub mod jwt;
 pub mod keys;
 pub mod logging;
+pub mod notify;
 pub mod server;
 pub mod store;
 pub mod trust;

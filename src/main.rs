@@ -6,6 +6,8 @@ use nats_account_server::config::{self, Config};
 use nats_account_server::{cli, logging, server};
 
 fn main() -> ExitCode {
+    // One process-wide TLS crypto provider (ring), installed before anything builds a TLS config.
+    let _ = rustls::crypto::ring::default_provider().install_default();
     let args = match cli::parse(std::env::args_os()) {
         Ok(args) => args,
         Err(e) => {

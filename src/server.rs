@@ -13,6 +13,8 @@ use tokio::task::JoinHandle;
 use crate::accounts::Accounts;
 use crate::config::Config;
 use crate::http::{self, AppState};
+use crate::notify::nats::{self, NatsSetupError};
+use crate::notify::Notifier;
 use crate::store::{DirStore, JwtStore, StoreError};
 use crate::trust::{Trust, TrustError};
 
@@ -47,6 +49,9 @@ pub enum StartError {
         /// The OS error.
         source: std::io::Error,
     },
+    /// The NATS settings cannot be used.
+    #[error(transparent)]
+    Nats(#[from] NatsSetupError),
     /// The HTTP server failed while running.
     #[error("error attempting to serve requests: {0}")]
     Serve(std::io::Error),
@@ -59,6 +64,7 @@ pub struct Running {
     resolver_url: String,
     stop: Option<oneshot::Sender<()>>,
     task: JoinHandle<Result<(), std::io::Error>>,
+    nats_task: Option<JoinHandle<()>>,
 }
 
 impl Running {
@@ -78,7 +84,12 @@ impl Running {
         if let Some(stop) = self.stop.take() {
             let _ = stop.send(());
         }
-        self.wait().await
+        let result = self.wait().await;
+        if let Some(nats) = self.nats_task.take() {
+            nats.abort();
+            tracing::info!("disconnected from NATS");
+        }
+        result
     }
 
     /// Waits until the HTTP server ends.
@@ -171,10 +182,17 @@ pub async fn start(config: &Config) -> Result<Running, StartError> {
         tracing::info!("System Account: {} ({})", sys.name, sys.key);
     }
     let store = open_store(config)?;
-    if config.nats.servers.is_empty() {
+    let notifier = if config.nats.servers.is_empty() {
         tracing::info!("NATS is not configured, server will not fire notifications on update");
-    }
-    let accounts = Arc::new(Accounts::new(Arc::new(trust), store));
+        Notifier::disabled()
+    } else {
+        nats::check_files(&config.nats)?;
+        Notifier::enabled()
+    };
+    let accounts = Arc::new(Accounts::new(Arc::new(trust), store, notifier.clone()));
+    let nats_task = notifier
+        .shared()
+        .map(|shared| nats::spawn(config.nats.clone(), shared.clone(), accounts.clone()));
     let router = http::router(AppState { accounts });
 
     let listener = bind(config).await?;
@@ -200,6 +218,7 @@ pub async fn start(config: &Config) -> Result<Running, StartError> {
         resolver_url: url,
         stop: Some(stop_tx),
         task,
+        nats_task,
     })
 }
 

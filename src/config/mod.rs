@@ -223,12 +223,6 @@ impl Config {
                 "{what} is not yet supported by this version and is ignored"
             ))
         };
-        if !self.nats.servers.is_empty() || self.nats.user_credentials.is_some() {
-            note("nats (notifications to nats-servers)");
-        }
-        if self.nats.tls.is_set() {
-            note("nats.tls");
-        }
         if self.http.tls.is_set() {
             note("http.tls (HTTPS)");
         }

@@ -89,10 +89,16 @@ pub(super) async fn get_account(
     if flags.decode {
         return decode::response(&jwt.bytes);
     }
-    serve_jwt(jwt, &flags, &headers, &key)
+    serve_jwt(&state, jwt, &flags, &headers, &key)
 }
 
-fn serve_jwt(jwt: StoredJwt, flags: &Flags, headers: &HeaderMap, key: &AccountKey) -> Response {
+fn serve_jwt(
+    state: &AppState,
+    jwt: StoredJwt,
+    flags: &Flags,
+    headers: &HeaderMap,
+    key: &AccountKey,
+) -> Response {
     let Some(jti) = jwt.jti.as_deref() else {
         tracing::error!("{} - stored JWT cannot be decoded", key.short());
         return text_error(
@@ -114,10 +120,7 @@ fn serve_jwt(jwt: StoredJwt, flags: &Flags, headers: &HeaderMap, key: &AccountKe
         return resp;
     }
     if flags.notify {
-        tracing::info!(
-            "skipping notification for {}, no NATS configured",
-            key.short()
-        );
+        state.accounts.notify_again(key, jwt.bytes.clone());
     }
     tracing::trace!("returning JWT for - {}", key.short());
     let mut resp = ok_body("application/jwt", jwt.bytes);
@@ -154,6 +157,10 @@ pub(super) async fn post_account(
         Err(SubmitError::Rejected(why)) => {
             tracing::error!("{} - rejected JWT - {why}", key.short());
             text_error(StatusCode::BAD_REQUEST, &why.to_string())
+        }
+        Err(e @ SubmitError::Older { .. }) => {
+            tracing::error!("{} - rejected JWT - {e}", key.short());
+            text_error(StatusCode::CONFLICT, &e.to_string())
         }
         Err(e) => {
             tracing::error!("{} - {e}", key.short());

@@ -626,3 +626,69 @@ pub fn nas_config(store_dir: &Path, operator: Option<&Path>, extra: &str) -> Str
     c.push_str(extra);
     c
 }
+
+/// PEM files of a test CA, a server certificate for 127.0.0.1/localhost and a client
+/// certificate, all signed by that CA.
+pub struct TlsFiles {
+    pub ca: PathBuf,
+    pub server_cert: PathBuf,
+    pub server_key: PathBuf,
+    pub client_cert: PathBuf,
+    pub client_key: PathBuf,
+}
+
+/// Generates [`TlsFiles`] in `dir`.
+pub fn make_tls_files(dir: &Path) -> TlsFiles {
+    use rcgen::{
+        BasicConstraints, CertificateParams, CertifiedIssuer, DnType, IsCa, KeyPair as TlsKey,
+    };
+    let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    ca_params
+        .distinguished_name
+        .push(DnType::CommonName, "nas test CA");
+    let ca = CertifiedIssuer::self_signed(ca_params, TlsKey::generate().unwrap()).unwrap();
+    let leaf = |name: &str| {
+        let key = TlsKey::generate().unwrap();
+        let mut params =
+            CertificateParams::new(vec!["127.0.0.1".to_string(), "localhost".to_string()]).unwrap();
+        params.distinguished_name.push(DnType::CommonName, name);
+        let cert = params.signed_by(&key, &ca).unwrap();
+        (cert.pem(), key.serialize_pem())
+    };
+    let (server_cert, server_key) = leaf("server");
+    let (client_cert, client_key) = leaf("client");
+    let write = |name: &str, text: &str| {
+        let p = dir.join(name);
+        std::fs::write(&p, text).unwrap();
+        p
+    };
+    TlsFiles {
+        ca: write("ca.pem", &ca.pem()),
+        server_cert: write("server-cert.pem", &server_cert),
+        server_key: write("server-key.pem", &server_key),
+        client_cert: write("client-cert.pem", &client_cert),
+        client_key: write("client-key.pem", &client_key),
+    }
+}
+
+/// Plain HTTP GET of a nats-server monitoring endpoint.
+pub fn monitor(nats: &NatsServer, path: &str) -> String {
+    let port = nats.monitor_port.expect("monitoring enabled");
+    get(&format!("127.0.0.1:{port}"), path).text()
+}
+
+impl NatsOptions {
+    /// Operator mode with the URL resolver of `nas`.
+    pub fn url_resolver(operator: &Path, system_account: &str, nas: &AccountServer) -> NatsOptions {
+        NatsOptions {
+            operator_path: operator.to_path_buf(),
+            system_account: system_account.to_string(),
+            resolver_url: Some(nas.resolver_url()),
+            resolver_block: None,
+            port: None,
+            monitor: false,
+            extra: String::new(),
+        }
+    }
+}

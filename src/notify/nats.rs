@@ -1,0 +1,430 @@
+//! The NATS connection of the account server: a system-account user connection that starts
+//! whenever NATS becomes reachable (retrying every `reconnectwait`), reconnects on loss, sends
+//! pending update notifications and collects the nats-servers' replies, stores updates other
+//! system-account clients publish, and answers account lookups.
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use async_nats::{Client, ConnectOptions, Event};
+use bytes::Bytes;
+use futures_util::StreamExt;
+use tokio::task::JoinHandle;
+
+use super::{update_subject, Shared};
+use crate::config::NatsConfig;
+use crate::keys::AccountKey;
+
+/// How long replies of nats-servers to one notification are collected before they are counted.
+const REPLY_WINDOW: Duration = Duration::from_millis(1500);
+
+/// What the NATS connection asks of the rest of the server.
+pub trait Inbound: Send + Sync + 'static {
+    /// The JWT to answer a `$SYS.REQ.ACCOUNT.<key>.CLAIMS.LOOKUP` with, if any.
+    fn lookup(&self, key: AccountKey) -> impl Future<Output = Option<Bytes>> + Send;
+    /// Handles an update another client published: `Ok(message)` when stored, `Err(reason)`
+    /// when ignored.
+    fn update(
+        &self,
+        key: AccountKey,
+        jwt: Bytes,
+    ) -> impl Future<Output = Result<String, String>> + Send;
+}
+
+/// A problem with the NATS settings found before connecting.
+#[derive(Debug, thiserror::Error)]
+pub enum NatsSetupError {
+    /// The creds file cannot be read or holds no JWT/seed.
+    #[error("cannot use NATS credentials file {path}: {reason}")]
+    Credentials {
+        /// The file.
+        path: String,
+        /// Why.
+        reason: String,
+    },
+    /// A TLS file is missing.
+    #[error("cannot read NATS TLS file {path}: {reason}")]
+    Tls {
+        /// The file.
+        path: String,
+        /// Why.
+        reason: String,
+    },
+}
+
+/// Checks the files the connection needs, so that a wrong path stops the start with a clear
+/// message instead of failing every reconnect.
+pub fn check_files(config: &NatsConfig) -> Result<(), NatsSetupError> {
+    if let Some(path) = &config.user_credentials {
+        let text = std::fs::read_to_string(path).map_err(|e| NatsSetupError::Credentials {
+            path: path.display().to_string(),
+            reason: e.to_string(),
+        })?;
+        let jwt = crate::jwt::creds::parse_decorated_jwt(&text);
+        if crate::jwt::decode(&jwt).is_err() || !text.lines().any(|l| l.trim().starts_with("SU")) {
+            return Err(NatsSetupError::Credentials {
+                path: path.display().to_string(),
+                reason: "it does not hold a user JWT and a user seed (nsc creds format)".into(),
+            });
+        }
+    }
+    for path in [&config.tls.root, &config.tls.cert, &config.tls.key]
+        .into_iter()
+        .flatten()
+    {
+        std::fs::metadata(path).map_err(|e| NatsSetupError::Tls {
+            path: path.display().to_string(),
+            reason: e.to_string(),
+        })?;
+    }
+    Ok(())
+}
+
+/// Replies collected for one sent notification.
+#[derive(Debug, Default)]
+struct Tally {
+    key: String,
+    updated: usize,
+    skipped: usize,
+    errors: Vec<String>,
+}
+
+/// Starts the connection task. It runs until the returned handle is aborted.
+pub(crate) fn spawn<H: Inbound>(
+    config: NatsConfig,
+    shared: Arc<Shared>,
+    handler: Arc<H>,
+) -> JoinHandle<()> {
+    tokio::spawn(async move {
+        tracing::info!("connecting to NATS for notifications");
+        loop {
+            let client = connect_with_retry(&config, &shared).await;
+            run_session(client, &shared, &handler).await;
+            tracing::error!(
+                "gave up reconnecting to NATS after {} attempts; connecting anew",
+                config.max_reconnects
+            );
+        }
+    })
+}
+
+/// Connects, retrying every `reconnectwait` until it works.
+async fn connect_with_retry(config: &NatsConfig, shared: &Arc<Shared>) -> Client {
+    let servers = config.servers.join(",");
+    loop {
+        let attempt = async {
+            options(config, shared.clone())
+                .await
+                .map_err(|e| e.to_string())?
+                .connect(servers.as_str())
+                .await
+                .map_err(|e| e.to_string())
+        };
+        match attempt.await {
+            Ok(client) => {
+                shared.set_connected(true);
+                tracing::info!("connected to NATS for account notifications");
+                return client;
+            }
+            Err(e) => tracing::error!("failed to connect to NATS {:?}: {e}", config.servers),
+        }
+        tracing::error!(
+            "will try to connect again in {} milliseconds",
+            config.reconnect_wait_ms
+        );
+        tokio::time::sleep(Duration::from_millis(config.reconnect_wait_ms.max(1))).await;
+    }
+}
+
+/// Serves one connection: responders, reply collection and the sender, until the client gives
+/// up reconnecting.
+async fn run_session<H: Inbound>(client: Client, shared: &Arc<Shared>, handler: &Arc<H>) {
+    let tallies: Arc<Mutex<HashMap<String, Tally>>> = Arc::default();
+    let inbox = client.new_inbox();
+    let mut tasks = Vec::new();
+    match client.subscribe(format!("{inbox}.*")).await {
+        Ok(sub) => tasks.push(tokio::spawn(collect_replies(sub, tallies.clone()))),
+        Err(e) => tracing::warn!("cannot subscribe to notification replies: {e}"),
+    }
+    for subject in [
+        "$SYS.ACCOUNT.*.CLAIMS.UPDATE",
+        "$SYS.REQ.ACCOUNT.*.CLAIMS.UPDATE",
+    ] {
+        match client.subscribe(subject).await {
+            Ok(sub) => tasks.push(tokio::spawn(handle_updates(sub, handler.clone()))),
+            Err(e) => tracing::warn!("cannot subscribe to {subject}: {e}"),
+        }
+    }
+    match client.subscribe("$SYS.REQ.ACCOUNT.*.CLAIMS.LOOKUP").await {
+        Ok(sub) => tasks.push(tokio::spawn(answer_lookups(
+            sub,
+            client.clone(),
+            handler.clone(),
+        ))),
+        Err(e) => tracing::warn!("cannot subscribe to account lookups: {e}"),
+    }
+    let _guard = AbortOnDrop(tasks);
+    tokio::select! {
+        _ = send_pending(client, shared.clone(), inbox, tallies) => {}
+        _ = shared.wait_closed() => {}
+    }
+}
+
+/// Aborts the helper tasks when the connection task ends.
+struct AbortOnDrop(Vec<JoinHandle<()>>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        for t in &self.0 {
+            t.abort();
+        }
+    }
+}
+
+/// Connection options from the config (read on every attempt, so rotated creds are picked up).
+async fn options(
+    config: &NatsConfig,
+    shared: Arc<Shared>,
+) -> Result<ConnectOptions, std::io::Error> {
+    let mut opts = match &config.user_credentials {
+        Some(path) => ConnectOptions::with_credentials_file(path.clone()).await?,
+        None => ConnectOptions::new(),
+    };
+    let wait = Duration::from_millis(config.reconnect_wait_ms.max(1));
+    // The first Connected event of a client is its initial connect, later ones are reconnects.
+    let seen_connect = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    opts = opts
+        .name("nats-account-server")
+        .no_echo()
+        .connection_timeout(Duration::from_millis(config.connect_timeout_ms.max(1)))
+        .reconnect_delay_callback(move |_| wait)
+        .max_reconnects(match config.max_reconnects {
+            n if n < 0 => None,
+            0 => Some(1),
+            n => Some(n as usize),
+        })
+        .event_callback(move |event| {
+            let shared = shared.clone();
+            let seen_connect = seen_connect.clone();
+            async move {
+                match event {
+                    Event::Connected => {
+                        shared.set_connected(true);
+                        if seen_connect.swap(true, Ordering::SeqCst) {
+                            tracing::warn!("nats reconnected");
+                        }
+                    }
+                    Event::ClientError(async_nats::ClientError::MaxReconnects) => {
+                        shared.set_closed();
+                        tracing::error!("nats: max reconnects reached");
+                    }
+                    Event::Disconnected => {
+                        shared.set_connected(false);
+                        tracing::warn!("nats disconnected");
+                    }
+                    Event::Closed => {
+                        shared.set_closed();
+                        tracing::error!("nats connection closed");
+                    }
+                    other => tracing::warn!("nats error {other}"),
+                }
+            }
+        });
+    if let Some(root) = &config.tls.root {
+        opts = opts.add_root_certificates(root.clone()).require_tls(true);
+    }
+    if let (Some(cert), Some(key)) = (&config.tls.cert, &config.tls.key) {
+        opts = opts
+            .add_client_certificate(cert.clone(), key.clone())
+            .require_tls(true);
+    }
+    Ok(opts)
+}
+
+/// Sends pending notifications whenever there are some and the connection is up.
+async fn send_pending(
+    client: Client,
+    shared: Arc<Shared>,
+    inbox: String,
+    tallies: Arc<Mutex<HashMap<String, Tally>>>,
+) {
+    let counter = AtomicU64::new(0);
+    loop {
+        for (key, jwt) in shared.pending_snapshot() {
+            if client.connection_state() != async_nats::connection::State::Connected {
+                break;
+            }
+            let reply = format!("{inbox}.{}", counter.fetch_add(1, Ordering::Relaxed));
+            lock(&tallies).insert(
+                reply.clone(),
+                Tally {
+                    key: key.to_string(),
+                    ..Tally::default()
+                },
+            );
+            let sent = async {
+                client
+                    .publish_with_reply(update_subject(&key), reply.clone(), jwt.clone())
+                    .await
+                    .map_err(|e| e.to_string())?;
+                client.flush().await.map_err(|e| e.to_string())
+            };
+            match tokio::time::timeout(Duration::from_secs(5), sent).await {
+                Ok(Ok(())) => {
+                    shared.mark_sent(&key, &jwt);
+                    tracing::info!("sent update notification for {}", key.short());
+                    tokio::spawn(report_replies(tallies.clone(), reply));
+                }
+                Ok(Err(e)) => {
+                    lock(&tallies).remove(&reply);
+                    tracing::warn!(
+                        "could not send the notification for {} ({e}); it stays pending",
+                        key.short()
+                    );
+                    break;
+                }
+                Err(_) => {
+                    lock(&tallies).remove(&reply);
+                    tracing::warn!(
+                        "sending the notification for {} timed out; it stays pending",
+                        key.short()
+                    );
+                    break;
+                }
+            }
+        }
+        // Wake up on new work, on reconnect, and every few seconds in any case.
+        let _ = tokio::time::timeout(Duration::from_secs(5), shared.wait_for_work()).await;
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// Counts the replies nats-servers send to notifications.
+async fn collect_replies(
+    mut sub: async_nats::Subscriber,
+    tallies: Arc<Mutex<HashMap<String, Tally>>>,
+) {
+    while let Some(msg) = sub.next().await {
+        let reply: serde_json::Value = match serde_json::from_slice(&msg.payload) {
+            Ok(v) => v,
+            Err(_) => continue,
+        };
+        let mut tallies = lock(&tallies);
+        let Some(tally) = tallies.get_mut(msg.subject.as_str()) else {
+            continue;
+        };
+        let server = reply["server"]["name"].as_str().unwrap_or("?").to_string();
+        if let Some(err) = reply.get("error") {
+            let text = err["description"].as_str().unwrap_or("unknown error");
+            tally.errors.push(format!("{server}: {text}"));
+        } else if reply["data"]["message"]
+            .as_str()
+            .unwrap_or("")
+            .contains("skipped")
+        {
+            tally.skipped += 1;
+        } else {
+            tally.updated += 1;
+        }
+    }
+}
+
+/// Logs, after the reply window, how many nats-servers confirmed a notification.
+async fn report_replies(tallies: Arc<Mutex<HashMap<String, Tally>>>, reply: String) {
+    tokio::time::sleep(REPLY_WINDOW).await;
+    let Some(t) = lock(&tallies).remove(&reply) else {
+        return;
+    };
+    let short = crate::keys::short_key(&t.key);
+    tracing::info!(
+        "notification for {short}: {} nats-server(s) confirmed \"jwt updated\", {} skipped (account not loaded), {} error(s)",
+        t.updated,
+        t.skipped,
+        t.errors.len()
+    );
+    for e in t.errors {
+        tracing::warn!("notification for {short}: {e}");
+    }
+}
+
+/// The account key in a `$SYS.ACCOUNT.<key>...` or `$SYS.REQ.ACCOUNT.<key>...` subject.
+fn key_in_subject(subject: &str) -> Option<AccountKey> {
+    let tokens: Vec<&str> = subject.split('.').collect();
+    let idx = if tokens.get(1) == Some(&"REQ") { 3 } else { 2 };
+    tokens.get(idx).and_then(|t| AccountKey::parse(t).ok())
+}
+
+/// Stores updates published by other system-account clients, with the rules of a POST.
+async fn handle_updates<H: Inbound>(mut sub: async_nats::Subscriber, handler: Arc<H>) {
+    while let Some(msg) = sub.next().await {
+        let Some(key) = key_in_subject(msg.subject.as_str()) else {
+            tracing::warn!("ignoring update on {}: not an account key", msg.subject);
+            continue;
+        };
+        match handler.update(key.clone(), msg.payload.clone()).await {
+            Ok(what) => tracing::info!("update for {} received over NATS: {what}", key.short()),
+            Err(why) => tracing::warn!(
+                "ignoring update for {} received over NATS: {why}",
+                key.short()
+            ),
+        }
+    }
+}
+
+/// Answers `$SYS.REQ.ACCOUNT.<key>.CLAIMS.LOOKUP` with the stored JWT; unknown accounts get no
+/// reply (so another responder can answer).
+async fn answer_lookups<H: Inbound>(
+    mut sub: async_nats::Subscriber,
+    client: Client,
+    handler: Arc<H>,
+) {
+    while let Some(msg) = sub.next().await {
+        let Some(reply) = msg.reply.clone() else {
+            continue;
+        };
+        let Some(key) = key_in_subject(msg.subject.as_str()) else {
+            tracing::warn!("lookup {} failed parsing", msg.subject);
+            continue;
+        };
+        match handler.lookup(key.clone()).await {
+            Some(jwt) => {
+                if let Err(e) = client.publish(reply, jwt).await {
+                    tracing::warn!("cannot answer lookup of {}: {e}", key.short());
+                } else {
+                    tracing::debug!("answered lookup of {}", key.short());
+                }
+            }
+            None => tracing::debug!("lookup of {}: no JWT stored", key.short()),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_in_subjects() {
+        let k = nkeys::KeyPair::new_account().public_key();
+        assert_eq!(
+            key_in_subject(&format!("$SYS.ACCOUNT.{k}.CLAIMS.UPDATE"))
+                .unwrap()
+                .as_str(),
+            k
+        );
+        assert_eq!(
+            key_in_subject(&format!("$SYS.REQ.ACCOUNT.{k}.CLAIMS.LOOKUP"))
+                .unwrap()
+                .as_str(),
+            k
+        );
+        assert!(key_in_subject("$SYS.ACCOUNT.nope.CLAIMS.UPDATE").is_none());
+        assert!(key_in_subject("x").is_none());
+    }
+}
