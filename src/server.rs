@@ -12,6 +12,7 @@ use tokio::task::JoinHandle;
 
 use crate::accounts::Accounts;
 use crate::config::Config;
+use crate::http::serve::{serve, ServeOptions};
 use crate::http::{self, AppState};
 use crate::notify::nats::{self, NatsSetupError};
 use crate::notify::Notifier;
@@ -103,12 +104,18 @@ impl Running {
     }
 }
 
-/// Opens the configured store.
+/// Opens the configured store and sweeps temp files a crash may have left, in the background
+/// so that a huge store does not delay the start.
 fn open_store(config: &Config) -> Result<Arc<dyn JwtStore>, StartError> {
     let dir = config.store.dir.as_ref().ok_or(StartError::NoStore)?;
-    let store = DirStore::open(dir, config.store.shard)?;
+    let store = Arc::new(DirStore::open(dir, config.store.shard)?);
     tracing::info!("creating a store at {}", store.describe());
-    Ok(Arc::new(store))
+    let sweeper = store.clone();
+    tokio::task::spawn_blocking(move || match sweeper.sweep_temp_files() {
+        Ok(n) => tracing::info!("store check done: removed {n} leftover temp file(s)"),
+        Err(e) => tracing::warn!("could not sweep leftover temp files: {e}"),
+    });
+    Ok(store)
 }
 
 /// Resolves and binds the HTTP listener.
@@ -193,7 +200,18 @@ pub async fn start(config: &Config) -> Result<Running, StartError> {
     let nats_task = notifier
         .shared()
         .map(|shared| nats::spawn(config.nats.clone(), shared.clone(), accounts.clone()));
-    let router = http::router(AppState { accounts });
+    let millis = |ms: u64| (ms > 0).then(|| std::time::Duration::from_millis(ms));
+    let router = http::router(
+        AppState {
+            accounts,
+            max_body_bytes: config.http.max_body_bytes,
+        },
+        &http::Limits {
+            max_body_bytes: config.http.max_body_bytes,
+            read_timeout: millis(config.http.read_timeout_ms),
+            write_timeout: millis(config.http.write_timeout_ms),
+        },
+    );
 
     let listener = bind(config).await?;
     let addr = listener.local_addr().map_err(|source| StartError::Bind {
@@ -201,13 +219,13 @@ pub async fn start(config: &Config) -> Result<Running, StartError> {
         source,
     })?;
     let (stop_tx, stop_rx) = oneshot::channel::<()>();
-    let task = tokio::spawn(async move {
-        axum::serve(listener, router)
-            .with_graceful_shutdown(async move {
-                let _ = stop_rx.await;
-            })
-            .await
-    });
+    let options = ServeOptions {
+        read_timeout: millis(config.http.read_timeout_ms),
+        max_connections: config.http.max_connections,
+    };
+    let task = tokio::spawn(serve(listener, router, options, async move {
+        let _ = stop_rx.await;
+    }));
     let url = resolver_url(&config.http.host, addr.port());
     tracing::info!("http listening on port {}", addr.port());
     tracing::info!("nats-account-server is running");

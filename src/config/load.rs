@@ -100,6 +100,8 @@ pub fn from_map(map: &Map) -> Result<Loaded, ConfigError> {
                         "readtimeout" => c.read_timeout_ms = unsigned(&p, n)?,
                         "writetimeout" => c.write_timeout_ms = unsigned(&p, n)?,
                         "tls" => c.tls = cx.tls(&p, n)?,
+                        "maxbodysize" => c.max_body_bytes = positive(&p, n)?,
+                        "maxconnections" => c.max_connections = positive(&p, n)?,
                         _ => cx.unknown(&p, n),
                     }
                 }
@@ -247,6 +249,17 @@ fn unsigned(key: &str, node: &Node) -> Result<u64, ConfigError> {
             key,
             &node.pos,
             format!("expected a number of 0 or more, found {i}"),
+        )
+    })
+}
+
+fn positive(key: &str, node: &Node) -> Result<usize, ConfigError> {
+    let i = integer(key, node)?;
+    usize::try_from(i).ok().filter(|v| *v > 0).ok_or_else(|| {
+        value_error(
+            key,
+            &node.pos,
+            format!("expected a number above 0, found {i}"),
         )
     })
 }

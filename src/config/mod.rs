@@ -80,6 +80,10 @@ pub struct HttpConfig {
     pub write_timeout_ms: u64,
     /// `tls { cert, key }`.
     pub tls: TlsConfig,
+    /// `maxbodysize`: largest accepted request body in bytes (size suffixes work: `1mb`).
+    pub max_body_bytes: usize,
+    /// `maxconnections`: most HTTP connections served at once.
+    pub max_connections: usize,
 }
 
 /// A `tls { ... }` block.
@@ -139,6 +143,8 @@ impl Default for Config {
                 read_timeout_ms: 5000,
                 write_timeout_ms: 5000,
                 tls: TlsConfig::default(),
+                max_body_bytes: 1024 * 1024,
+                max_connections: 10_000,
             },
             store: StoreConfig::default(),
             operator_jwt_path: None,

@@ -2,6 +2,7 @@
 //! resolver calls), and POST of a new one (what `nsc push` sends).
 
 use axum::body::Bytes;
+use axum::extract::rejection::{BytesRejection, PathRejection};
 use axum::extract::{Path, RawQuery, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -27,9 +28,30 @@ pub(super) async fn resolver_check() -> Response {
         .into_response()
 }
 
-fn parse_key(text: &str) -> Result<AccountKey, Box<Response>> {
-    AccountKey::parse(text)
+/// The account key of the URL; any problem (bad percent-encoding, not UTF-8, not an account key)
+/// is a 400 before anything touches the store.
+fn parse_key(path: Result<Path<String>, PathRejection>) -> Result<AccountKey, Box<Response>> {
+    let bad = |what: &str| {
+        Box::new(text_error(
+            StatusCode::BAD_REQUEST,
+            &format!("{what} is not a valid account public key"),
+        ))
+    };
+    let Path(text) = path.map_err(|_| bad("the key in the URL"))?;
+    AccountKey::parse(&text)
         .map_err(|e| Box::new(text_error(StatusCode::BAD_REQUEST, &e.to_string())))
+}
+
+/// Whether reading a body failed because the client was too slow.
+fn timed_out(rejection: &BytesRejection) -> bool {
+    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(rejection);
+    while let Some(e) = source {
+        if e.is::<tower_http::timeout::TimeoutError>() {
+            return true;
+        }
+        source = e.source();
+    }
+    false
 }
 
 /// The Cache-Control value: until the JWT expires, and `max-age=0` (always revalidate) for a JWT
@@ -56,7 +78,7 @@ pub(crate) fn if_none_match_hits(headers: &HeaderMap, etag: &str) -> bool {
 /// `GET /jwt/v1/accounts/<pubkey>`.
 pub(super) async fn get_account(
     State(state): State<AppState>,
-    Path(pubkey): Path<String>,
+    pubkey: Result<Path<String>, PathRejection>,
     RawQuery(query): RawQuery,
     headers: HeaderMap,
 ) -> Response {
@@ -67,7 +89,7 @@ pub(super) async fn get_account(
             "lookup by jti is no longer supported",
         );
     }
-    let key = match parse_key(&pubkey) {
+    let key = match parse_key(pubkey) {
         Ok(k) => k,
         Err(resp) => return *resp,
     };
@@ -137,12 +159,33 @@ fn serve_jwt(
 /// `POST /jwt/v1/accounts/<pubkey>`: validate, store, reply 200 with an empty body.
 pub(super) async fn post_account(
     State(state): State<AppState>,
-    Path(pubkey): Path<String>,
-    body: Bytes,
+    pubkey: Result<Path<String>, PathRejection>,
+    body: Result<Bytes, BytesRejection>,
 ) -> Response {
-    let key = match parse_key(&pubkey) {
+    let key = match parse_key(pubkey) {
         Ok(k) => k,
         Err(resp) => return *resp,
+    };
+    let body = match body {
+        Ok(b) => b,
+        Err(rejection) => {
+            let mut status = rejection.status();
+            if timed_out(&rejection) {
+                status = StatusCode::REQUEST_TIMEOUT;
+            }
+            let message = if status == StatusCode::REQUEST_TIMEOUT {
+                "the request body did not arrive within the read timeout".to_string()
+            } else if status == StatusCode::PAYLOAD_TOO_LARGE {
+                format!(
+                    "request body is larger than the limit of {} bytes",
+                    state.max_body_bytes
+                )
+            } else {
+                format!("cannot read the request body: {}", rejection.body_text())
+            };
+            tracing::error!("{} - {message}", key.short());
+            return text_error(status, &message);
+        }
     };
     match state.accounts.submit(&key, &body).await {
         Ok(done) => {

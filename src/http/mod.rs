@@ -5,8 +5,10 @@ mod accounts;
 mod decode;
 mod help;
 mod operator;
+pub mod serve;
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use axum::body::Body;
 use axum::http::{header, HeaderValue, Method, StatusCode};
@@ -19,24 +21,34 @@ use crate::accounts::Accounts;
 
 pub use help::HELP_TEXT;
 
-/// Largest POST body accepted.
-pub const MAX_BODY_BYTES: usize = 1024 * 1024;
-
 /// What every handler can reach.
 #[derive(Debug, Clone)]
 pub struct AppState {
     /// The account service.
     pub accounts: Arc<Accounts>,
+    /// Largest request body accepted, for the 413 message.
+    pub max_body_bytes: usize,
+}
+
+/// Request-level limits.
+#[derive(Debug, Clone)]
+pub struct Limits {
+    /// Largest request body (413 above it).
+    pub max_body_bytes: usize,
+    /// Time a client has to send the request body (408 after it); `None` = no limit.
+    pub read_timeout: Option<Duration>,
+    /// Time a request may take from its headers to its response (503 after it).
+    pub write_timeout: Option<Duration>,
 }
 
 /// Builds the router with every route of the API.
-pub fn router(state: AppState) -> Router {
+pub fn router(state: AppState, limits: &Limits) -> Router {
     let cors = CorsLayer::new()
         .allow_origin(AllowOrigin::mirror_request())
         .allow_methods([Method::GET, Method::POST])
         .allow_headers(AllowHeaders::mirror_request())
         .expose_headers([header::AUTHORIZATION]);
-    Router::new()
+    let router = Router::new()
         .route("/healthz", get(healthz))
         .route("/jwt/v1/help", get(help::help))
         .route("/jwt/v1/operator", get(operator::operator))
@@ -47,9 +59,19 @@ pub fn router(state: AppState) -> Router {
             get(accounts::get_account).post(accounts::post_account),
         )
         .fallback(not_found)
-        .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY_BYTES))
-        .layer(cors)
-        .with_state(state)
+        .layer(axum::extract::DefaultBodyLimit::max(limits.max_body_bytes));
+    let router = match limits.read_timeout {
+        Some(d) => router.layer(tower_http::timeout::RequestBodyTimeoutLayer::new(d)),
+        None => router,
+    };
+    let router = match limits.write_timeout {
+        Some(d) => router.layer(tower_http::timeout::TimeoutLayer::with_status_code(
+            StatusCode::SERVICE_UNAVAILABLE,
+            d,
+        )),
+        None => router,
+    };
+    router.layer(cors).with_state(state)
 }
 
 async fn healthz() -> StatusCode {

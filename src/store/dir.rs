@@ -75,6 +75,36 @@ impl DirStore {
             .join(format!("{}{JWT_EXTENSION}", key.as_str()))
     }
 
+    /// Removes temp files a crash left behind (in the root and, when sharded, in the shard
+    /// folders). Returns how many were removed. Runs off the critical path at startup.
+    pub fn sweep_temp_files(&self) -> Result<usize, StoreError> {
+        let mut folders = vec![self.root.clone()];
+        if self.shard {
+            let entries =
+                fs::read_dir(&self.root).map_err(|e| io_error("listing", &self.root, e))?;
+            for entry in entries.flatten() {
+                let name = entry.file_name();
+                if name.len() == 2 && entry.file_type().is_ok_and(|t| t.is_dir()) {
+                    folders.push(entry.path());
+                }
+            }
+        }
+        let mut removed = 0;
+        for folder in folders {
+            let entries = fs::read_dir(&folder).map_err(|e| io_error("listing", &folder, e))?;
+            for entry in entries.flatten() {
+                let name = entry.file_name();
+                let name = name.to_string_lossy();
+                if name.starts_with('.') && name.contains(TEMP_MARKER) {
+                    fs::remove_file(entry.path())
+                        .map_err(|e| io_error("removing", &entry.path(), e))?;
+                    removed += 1;
+                }
+            }
+        }
+        Ok(removed)
+    }
+
     fn write_temp(
         &self,
         folder: &Path,
@@ -203,6 +233,22 @@ mod tests {
         assert!(store.save(&other, b"new").is_err());
         assert_eq!(store.load(&k).unwrap().as_deref(), Some(&b"old"[..]));
         assert!(names(tmp.path()).iter().all(|n| !n.contains(TEMP_MARKER)));
+    }
+
+    #[test]
+    fn leftover_temp_files_are_swept_and_jwts_kept() {
+        for shard in [false, true] {
+            let tmp = tempfile::tempdir().unwrap();
+            let store = DirStore::open(tmp.path(), shard).unwrap();
+            let k = key();
+            store.save(&k, b"kept").unwrap();
+            let folder = store.path_of(&k).parent().unwrap().to_path_buf();
+            fs::write(folder.join(format!(".{k}{TEMP_MARKER}1-0")), b"half").unwrap();
+            fs::write(tmp.path().join(format!(".{k}{TEMP_MARKER}2-0")), b"").unwrap();
+            assert_eq!(store.sweep_temp_files().unwrap(), 2);
+            assert_eq!(store.load(&k).unwrap().as_deref(), Some(&b"kept"[..]));
+            assert_eq!(store.sweep_temp_files().unwrap(), 0);
+        }
     }
 
     #[test]

@@ -154,14 +154,33 @@ impl Reply {
 
 /// Sends raw request bytes to `addr` and parses the reply.
 pub fn raw_request(addr: &str, request: &[u8]) -> Reply {
-    let mut stream = TcpStream::connect(addr).unwrap_or_else(|e| panic!("connect {addr}: {e}"));
+    try_raw_request(addr, request).unwrap_or_else(|e| panic!("request to {addr}: {e}"))
+}
+
+/// Like [`raw_request`], but a refused or broken connection is an `Err`.
+pub fn try_raw_request(addr: &str, request: &[u8]) -> Result<Reply, String> {
+    let mut stream = TcpStream::connect(addr).map_err(|e| e.to_string())?;
     stream
         .set_read_timeout(Some(Duration::from_secs(20)))
-        .unwrap();
-    stream.write_all(request).unwrap();
+        .map_err(|e| e.to_string())?;
+    stream.write_all(request).map_err(|e| e.to_string())?;
     let mut buf = Vec::new();
-    stream.read_to_end(&mut buf).unwrap();
-    parse_reply(&buf)
+    stream.read_to_end(&mut buf).map_err(|e| e.to_string())?;
+    if !buf.windows(4).any(|w| w == b"\r\n\r\n") {
+        return Err(format!("incomplete reply ({} bytes)", buf.len()));
+    }
+    Ok(parse_reply(&buf))
+}
+
+/// `POST` that reports connection failures instead of panicking.
+pub fn try_post(addr: &str, path: &str, body: &[u8]) -> Result<Reply, String> {
+    let mut req = format!(
+        "POST {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Type: application/jwt\r\nContent-Length: {}\r\n\r\n",
+        body.len()
+    )
+    .into_bytes();
+    req.extend_from_slice(body);
+    try_raw_request(addr, &req)
 }
 
 fn parse_reply(buf: &[u8]) -> Reply {
@@ -227,13 +246,7 @@ pub fn get(addr: &str, path: &str) -> Reply {
 
 /// `POST http://addr/path` with a body, as `nsc push` sends it.
 pub fn post(addr: &str, path: &str, body: &[u8]) -> Reply {
-    let mut req = format!(
-        "POST {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Type: application/jwt\r\nContent-Length: {}\r\n\r\n",
-        body.len()
-    )
-    .into_bytes();
-    req.extend_from_slice(body);
-    raw_request(addr, &req)
+    try_post(addr, path, body).unwrap_or_else(|e| panic!("POST {path}: {e}"))
 }
 
 // ---------------------------------------------------------------------------------------------

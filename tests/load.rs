@@ -1,0 +1,219 @@
+//! Load: 1,000 concurrent keep-alive GET clients and 100 concurrent POST clients against the real
+//! binary on loopback, bounded in time and count. Zero failed requests; the peak RSS of the
+//! server is reported and bounded.
+
+mod support;
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use serde_json::json;
+use support::*;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+const GET_CLIENTS: usize = 1000;
+const GETS_PER_CLIENT: usize = 20;
+const POST_CLIENTS: usize = 100;
+const POSTS_PER_CLIENT: usize = 5;
+const ACCOUNTS: usize = 200;
+
+/// Lets this process (and the server it starts) open a few thousand sockets.
+fn raise_fd_limit() {
+    unsafe {
+        let mut lim = libc::rlimit {
+            rlim_cur: 0,
+            rlim_max: 0,
+        };
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) == 0 {
+            lim.rlim_cur = lim.rlim_max.min(16_384);
+            libc::setrlimit(libc::RLIMIT_NOFILE, &lim);
+        }
+    }
+}
+
+/// One HTTP/1.1 request on a keep-alive connection; returns (status, body).
+async fn request(
+    stream: &mut TcpStream,
+    buf: &mut Vec<u8>,
+    req: &[u8],
+) -> Result<(u16, Vec<u8>), String> {
+    stream.write_all(req).await.map_err(|e| e.to_string())?;
+    buf.clear();
+    let mut chunk = [0u8; 4096];
+    let head_end = loop {
+        if let Some(p) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+            break p + 4;
+        }
+        let n = stream.read(&mut chunk).await.map_err(|e| e.to_string())?;
+        if n == 0 {
+            return Err("connection closed".into());
+        }
+        buf.extend_from_slice(&chunk[..n]);
+    };
+    let head = String::from_utf8_lossy(&buf[..head_end]).to_lowercase();
+    let status: u16 = head
+        .split(' ')
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .ok_or("bad status line")?;
+    let len: usize = head
+        .lines()
+        .find_map(|l| l.strip_prefix("content-length:"))
+        .map(|v| v.trim().parse().unwrap_or(0))
+        .unwrap_or(0);
+    while buf.len() < head_end + len {
+        let n = stream.read(&mut chunk).await.map_err(|e| e.to_string())?;
+        if n == 0 {
+            return Err("connection closed mid-body".into());
+        }
+        buf.extend_from_slice(&chunk[..n]);
+    }
+    Ok((status, buf[head_end..head_end + len].to_vec()))
+}
+
+fn peak_rss_kib(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap()
+}
+
+#[test]
+fn thousand_get_and_hundred_post_clients_without_a_single_error() {
+    raise_fd_limit();
+    let w = World::new();
+    let store = w.path("jwt");
+    std::fs::create_dir_all(&store).unwrap();
+    // Accounts to read, written in the store's layout before the start.
+    let mut readable = Vec::new();
+    for i in 0..ACCOUNTS {
+        let (kp, jwt) = w.new_account(&format!("R{i}"));
+        std::fs::write(store.join(format!("{}.jwt", kp.public_key())), &jwt).unwrap();
+        readable.push((kp.public_key(), jwt));
+    }
+    // Accounts to write: POSTS_PER_CLIENT increasing versions each.
+    let t0 = now() - 10_000;
+    let writable: Vec<(String, Vec<String>)> = (0..POST_CLIENTS)
+        .map(|i| {
+            let kp = nkeys::KeyPair::new_account();
+            let versions = (0..POSTS_PER_CLIENT)
+                .map(|v| {
+                    let mut c = account_claims(&format!("W{i}"), &kp.public_key());
+                    c["iat"] = json!(t0 + v as i64);
+                    sign(&c, &w.signing_key)
+                })
+                .collect();
+            (kp.public_key(), versions)
+        })
+        .collect();
+
+    let nas = AccountServer::start(
+        w.dir.path(),
+        &nas_config(
+            &store,
+            Some(&w.operator_path),
+            "logging { colors: false, time: false }\n",
+        ),
+    );
+    let addr = nas.addr.clone();
+    let readable = Arc::new(readable);
+    let failures = Arc::new(AtomicUsize::new(0));
+    let done = Arc::new(AtomicUsize::new(0));
+    let started = Instant::now();
+
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let mut tasks = Vec::new();
+        for c in 0..GET_CLIENTS {
+            let (addr, readable, failures, done) = (addr.clone(), readable.clone(), failures.clone(), done.clone());
+            tasks.push(tokio::spawn(async move {
+                let mut stream = match TcpStream::connect(&addr).await {
+                    Ok(s) => s,
+                    Err(e) => {
+                        eprintln!("GET client {c}: connect: {e}");
+                        failures.fetch_add(GETS_PER_CLIENT, Ordering::Relaxed);
+                        return;
+                    }
+                };
+                let mut buf = Vec::with_capacity(8192);
+                for r in 0..GETS_PER_CLIENT {
+                    let (key, jwt) = &readable[(c * 7 + r * 13) % readable.len()];
+                    let req = format!("GET /jwt/v1/accounts/{key} HTTP/1.1\r\nHost: x\r\n\r\n");
+                    match request(&mut stream, &mut buf, req.as_bytes()).await {
+                        Ok((200, body)) if body == jwt.as_bytes() => {
+                            done.fetch_add(1, Ordering::Relaxed);
+                        }
+                        other => {
+                            eprintln!("GET client {c}: {:?}", other.map(|(s, b)| (s, b.len())));
+                            failures.fetch_add(1, Ordering::Relaxed);
+                        }
+                    }
+                }
+            }));
+        }
+        for (key, versions) in writable.iter().cloned() {
+            let (addr, failures, done) = (addr.clone(), failures.clone(), done.clone());
+            tasks.push(tokio::spawn(async move {
+                let mut stream = match TcpStream::connect(&addr).await {
+                    Ok(s) => s,
+                    Err(e) => {
+                        eprintln!("POST client: connect: {e}");
+                        failures.fetch_add(POSTS_PER_CLIENT, Ordering::Relaxed);
+                        return;
+                    }
+                };
+                let mut buf = Vec::new();
+                for jwt in versions {
+                    let mut req = format!(
+                        "POST /jwt/v1/accounts/{key} HTTP/1.1\r\nHost: x\r\nContent-Type: application/jwt\r\nContent-Length: {}\r\n\r\n",
+                        jwt.len()
+                    )
+                    .into_bytes();
+                    req.extend_from_slice(jwt.as_bytes());
+                    match request(&mut stream, &mut buf, &req).await {
+                        Ok((200, _)) => {
+                            done.fetch_add(1, Ordering::Relaxed);
+                        }
+                        other => {
+                            eprintln!("POST {key}: {:?}", other.map(|(s, b)| (s, String::from_utf8_lossy(&b).into_owned())));
+                            failures.fetch_add(1, Ordering::Relaxed);
+                        }
+                    }
+                }
+            }));
+        }
+        let all = futures_util::future::join_all(tasks);
+        tokio::time::timeout(Duration::from_secs(300), all).await.expect("load test finished within 300 s");
+    });
+    let elapsed = started.elapsed();
+    let total = GET_CLIENTS * GETS_PER_CLIENT + POST_CLIENTS * POSTS_PER_CLIENT;
+    let rss_mib = peak_rss_kib(nas.pid()) as f64 / 1024.0;
+    eprintln!(
+        "load: {} requests ({} GET clients, {} POST clients) in {:.2?}: {:.0} req/s, {} failed, server peak RSS {:.1} MiB",
+        done.load(Ordering::Relaxed),
+        GET_CLIENTS,
+        POST_CLIENTS,
+        elapsed,
+        done.load(Ordering::Relaxed) as f64 / elapsed.as_secs_f64(),
+        failures.load(Ordering::Relaxed),
+        rss_mib
+    );
+    assert_eq!(failures.load(Ordering::Relaxed), 0);
+    assert_eq!(done.load(Ordering::Relaxed), total);
+    assert!(rss_mib < 256.0, "peak RSS {rss_mib:.1} MiB");
+    // Every writer ended with its newest version.
+    for (key, versions) in &writable {
+        assert_eq!(
+            nas.get(&format!("/jwt/v1/accounts/{key}")).text(),
+            *versions.last().unwrap()
+        );
+    }
+}
