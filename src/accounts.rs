@@ -31,6 +31,15 @@ pub enum SubmitError {
         /// `iat` of the refused JWT.
         posted_iat: i64,
     },
+    /// This server does not take POSTs (HTTP 405): read-only store or replica.
+    #[error("{0}")]
+    Refused(String),
+    /// The signing service answered with something else than a JWT (HTTP 202 with its text).
+    #[error("accepted by the signing service: {0}")]
+    Accepted(String),
+    /// The signing service could not be asked (HTTP 503/504/502).
+    #[error("Failure during signature request: {0}")]
+    Signing(crate::notify::RequestError),
     /// The store failed (HTTP 500); nothing was changed.
     #[error("error saving JWT: {0}")]
     Store(#[from] StoreError),
@@ -119,6 +128,8 @@ pub enum Source {
     Store,
     /// `systemaccountjwtpath` (the store has no JWT for the system account).
     SystemAccountFile,
+    /// Fetched from the primary (replica mode) and cached.
+    Primary,
 }
 
 /// The outcome of a successful submit.
@@ -136,6 +147,7 @@ pub struct Accounts {
     store: Arc<dyn JwtStore>,
     notifier: Notifier,
     locks: Vec<tokio::sync::Mutex<()>>,
+    policy: Policy,
 }
 
 impl std::fmt::Debug for Accounts {
@@ -154,10 +166,40 @@ pub fn unix_now() -> i64 {
         .unwrap_or(0)
 }
 
+/// How this server treats writes and reads, decided by the store mode and the config.
+#[derive(Debug, Default, Clone)]
+pub struct Policy {
+    /// Check every JWT read from the store before serving it (read-only and NSC stores, whose
+    /// files are edited by hand): files that do not hold a valid, trusted JWT are not served.
+    pub verify_reads: bool,
+    /// POSTs are refused with this reason (read-only store, replica).
+    pub refuse_posts: Option<String>,
+    /// The signing service: NATS subject and timeout (`signrequestsubject`).
+    pub signing: Option<(String, std::time::Duration)>,
+    /// The primary to fetch unknown accounts from (replica mode).
+    pub primary: Option<Arc<crate::replica::Primary>>,
+    /// Most JWTs in one pack (`maxreplicationpack`).
+    pub pack_limit: usize,
+}
+
 impl Accounts {
     /// A service over `store`, trusting what `trust` trusts, announcing changes through
     /// `notifier`.
     pub fn new(trust: Arc<Trust>, store: Arc<dyn JwtStore>, notifier: Notifier) -> Self {
+        let policy = Policy {
+            pack_limit: 10_000,
+            ..Policy::default()
+        };
+        Self::with_policy(trust, store, notifier, policy)
+    }
+
+    /// A service with a non-default [`Policy`].
+    pub fn with_policy(
+        trust: Arc<Trust>,
+        store: Arc<dyn JwtStore>,
+        notifier: Notifier,
+        policy: Policy,
+    ) -> Self {
         Accounts {
             trust,
             store,
@@ -165,6 +207,7 @@ impl Accounts {
             locks: (0..LOCK_SHARDS)
                 .map(|_| tokio::sync::Mutex::new(()))
                 .collect(),
+            policy,
         }
     }
 
@@ -183,6 +226,16 @@ impl Accounts {
         &self.notifier
     }
 
+    /// The policy.
+    pub fn policy(&self) -> &Policy {
+        &self.policy
+    }
+
+    /// Most JWTs one pack may hold.
+    pub fn pack_limit(&self) -> usize {
+        self.policy.pack_limit
+    }
+
     fn lock_for(&self, key: &AccountKey) -> &tokio::sync::Mutex<()> {
         use std::hash::{BuildHasher, BuildHasherDefault, DefaultHasher};
         let hash = BuildHasherDefault::<DefaultHasher>::default().hash_one(key.as_str());
@@ -198,38 +251,113 @@ impl Accounts {
             .map_err(LookupError::from)
     }
 
-    /// The JWT to serve for `key`: the stored one, else the configured system account JWT when
-    /// `key` is the system account, else `None`.
+    /// The JWT to serve for `key`: the stored one (checked first when the policy says so), else
+    /// the configured system account JWT when `key` is the system account, else (replica) the
+    /// primary's, else `None`.
     pub async fn lookup(
         &self,
         key: &AccountKey,
     ) -> Result<Option<(StoredJwt, Source)>, LookupError> {
         if let Some(bytes) = self.load_raw(key).await? {
-            return Ok(Some((
-                StoredJwt::inspect(Bytes::from(bytes)),
-                Source::Store,
-            )));
+            if !self.policy.verify_reads || self.readable(key, &bytes) {
+                return Ok(Some((
+                    StoredJwt::inspect(Bytes::from(bytes)),
+                    Source::Store,
+                )));
+            }
         }
-        match self.trust.system_account() {
-            Some(sys) if &sys.key == key => Ok(Some((
-                StoredJwt::inspect(Bytes::from(sys.jwt.clone())),
-                Source::SystemAccountFile,
-            ))),
-            _ => Ok(None),
+        if let Some(sys) = self.trust.system_account() {
+            if &sys.key == key {
+                return Ok(Some((
+                    StoredJwt::inspect(Bytes::from(sys.jwt.clone())),
+                    Source::SystemAccountFile,
+                )));
+            }
+        }
+        if let Some(primary) = &self.policy.primary {
+            if let Some(jwt) = primary.fetch(key).await {
+                match self.store_checked(key, &jwt).await {
+                    Ok(done) => {
+                        tracing::info!("cached {} from the primary", key.short());
+                        return Ok(Some((
+                            StoredJwt::inspect(Bytes::from(done.token.raw)),
+                            Source::Primary,
+                        )));
+                    }
+                    Err(e) => {
+                        tracing::warn!("not serving the primary's JWT for {}: {e}", key.short())
+                    }
+                }
+            }
+        }
+        Ok(None)
+    }
+
+    /// Whether a JWT read from a hand-edited store may be served.
+    fn readable(&self, key: &AccountKey, bytes: &[u8]) -> bool {
+        let text = String::from_utf8_lossy(bytes);
+        match self.trust.check_account(key, text.trim(), unix_now()) {
+            Ok(_) => true,
+            Err(why) => {
+                tracing::warn!("not serving the stored JWT of {}: {why}", key.short());
+                false
+            }
         }
     }
 
     /// Checks `body` as a JWT for `key`, stores it durably and notifies nats-servers.
-    /// Surrounding whitespace is trimmed; the token itself is stored byte for byte.
+    /// Surrounding whitespace is trimmed; the token itself is stored byte for byte. A
+    /// self-signed JWT goes to the signing service when one is configured.
     pub async fn submit(&self, key: &AccountKey, body: &[u8]) -> Result<Submitted, SubmitError> {
-        let done = self.store_checked(key, body).await?;
+        if let Some(why) = &self.policy.refuse_posts {
+            return Err(SubmitError::Refused(why.clone()));
+        }
+        let text = std::str::from_utf8(body)
+            .map_err(|_| Rejection::NotText)?
+            .trim();
+        let done = match (
+            self.trust.check_account(key, text, unix_now()),
+            &self.policy.signing,
+        ) {
+            (Err(Rejection::SelfSigned(_)), Some((subject, timeout))) => {
+                self.sign_and_store(key, text, subject, *timeout).await?
+            }
+            (checked, _) => {
+                let (token, _) = checked?;
+                self.store_token(key, token).await?
+            }
+        };
         self.notifier
             .account_updated(key, Bytes::from(done.token.raw.clone()));
         Ok(done)
     }
 
-    /// Like [`Accounts::submit`] for an update that arrived over NATS: the nats-servers got it
-    /// already, so nothing is re-published.
+    /// Sends a self-signed JWT to the signing service; a signed JWT in the reply is stored
+    /// like any POST, any other reply is handed back (HTTP 202).
+    async fn sign_and_store(
+        &self,
+        key: &AccountKey,
+        text: &str,
+        subject: &str,
+        timeout: std::time::Duration,
+    ) -> Result<Submitted, SubmitError> {
+        let reply = self
+            .notifier
+            .request(subject, Bytes::from(text.to_string()), timeout)
+            .await
+            .map_err(SubmitError::Signing)?;
+        let reply_text = String::from_utf8_lossy(&reply).into_owned();
+        let signed = reply_text.trim();
+        if crate::jwt::decode_account(signed).is_err() {
+            tracing::info!("{} initiated the JWT signing process", key.short());
+            return Err(SubmitError::Accepted(reply_text));
+        }
+        tracing::info!("{} JWT signed by the signing service", key.short());
+        self.store_checked(key, signed.as_bytes()).await
+    }
+
+    /// Like [`Accounts::submit`] for an update that arrived over NATS (or from the primary):
+    /// the nats-servers got it already, so nothing is re-published.
     pub async fn submit_from_nats(
         &self,
         key: &AccountKey,
@@ -243,16 +371,87 @@ impl Accounts {
         self.notifier.account_updated(key, jwt);
     }
 
-    /// The common path: check trust and validity, refuse rollbacks, write under the key's lock.
+    /// Handles an account file that changed in a watched read-only store: when it holds a
+    /// valid, trusted JWT for the account its name says, nats-servers are told. Returns `true`
+    /// when a notification was queued.
+    pub fn file_changed(&self, path: &std::path::Path, bytes: &[u8]) -> bool {
+        let text = String::from_utf8_lossy(bytes);
+        let text = text.trim();
+        let sub = match crate::jwt::decode_account(text) {
+            Ok((token, _)) => token.claims.sub,
+            Err(e) => {
+                tracing::warn!("changed file {} is not an account JWT: {e}", path.display());
+                return false;
+            }
+        };
+        let Ok(key) = AccountKey::parse(&sub) else {
+            return false;
+        };
+        let stem = path
+            .file_stem()
+            .and_then(|s| s.to_str())
+            .unwrap_or_default();
+        if AccountKey::parse(stem).is_ok() && stem != key.as_str() {
+            tracing::warn!(
+                "changed file {} holds the JWT of another account ({})",
+                path.display(),
+                key.short()
+            );
+            return false;
+        }
+        if let Err(why) = self.trust.check_account(&key, text, unix_now()) {
+            tracing::warn!("changed file {} is not served: {why}", path.display());
+            return false;
+        }
+        tracing::info!("file change for {}: notifying nats-servers", key.short());
+        self.notifier
+            .account_updated(&key, Bytes::from(text.to_string()));
+        true
+    }
+
+    /// `key|jwt` lines of up to `max` stored, unexpired JWTs (the pack format).
+    pub async fn pack(&self, max: usize) -> Result<String, LookupError> {
+        let store = self.store.clone();
+        let now = unix_now();
+        tokio::task::spawn_blocking(move || -> Result<String, StoreError> {
+            let mut lines = Vec::new();
+            for key in store.keys()? {
+                if lines.len() >= max {
+                    break;
+                }
+                let Some(bytes) = store.load(&key)? else {
+                    continue;
+                };
+                let jwt = StoredJwt::inspect(Bytes::from(bytes));
+                if jwt.jti.is_none() || (jwt.exp > 0 && jwt.exp < now) {
+                    continue;
+                }
+                lines.push(format!(
+                    "{key}|{}",
+                    String::from_utf8_lossy(&jwt.bytes).trim()
+                ));
+            }
+            Ok(lines.join("\n"))
+        })
+        .await
+        .map_err(|e| LookupError::Task(e.to_string()))?
+        .map_err(LookupError::from)
+    }
+
+    /// The common path: check trust and validity, then store.
     async fn store_checked(&self, key: &AccountKey, body: &[u8]) -> Result<Submitted, SubmitError> {
         let text = std::str::from_utf8(body).map_err(|_| Rejection::NotText)?;
-        let text = text.trim();
-        let (token, _claims) = self.trust.check_account(key, text, unix_now())?;
+        let (token, _claims) = self.trust.check_account(key, text.trim(), unix_now())?;
+        self.store_token(key, token).await
+    }
+
+    /// Refuses rollbacks and writes a checked token under the key's lock.
+    async fn store_token(&self, key: &AccountKey, token: Token) -> Result<Submitted, SubmitError> {
         let posted_iat = token.claims.iat;
         let _guard = self.lock_for(key).lock().await;
         let store = self.store.clone();
         let owned_key = key.clone();
-        let bytes = text.as_bytes().to_vec();
+        let bytes = token.raw.as_bytes().to_vec();
         let changed = tokio::task::spawn_blocking(move || -> Result<bool, SubmitError> {
             if let Some(existing) = store.load(&owned_key)? {
                 if existing == bytes {

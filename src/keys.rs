@@ -10,6 +10,9 @@ pub enum KeyError {
     /// Empty, wrong length, not base32, bad checksum or not an account key.
     #[error("{0:?} is not a valid account public key")]
     NotAccountKey(String),
+    /// Not 56 base32 characters ending in `====`.
+    #[error("{0:?} is not a valid activation hash id")]
+    NotActivationId(String),
 }
 
 /// A validated account public key.
@@ -67,6 +70,40 @@ impl std::str::FromStr for AccountKey {
     }
 }
 
+/// The hash id of an activation token (base32 of a SHA-256, with `=` padding): 56 characters
+/// of `A-Z2-7` ending in `====`. Safe as a file name.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ActivationId(String);
+
+impl ActivationId {
+    /// Validates `text` as an activation hash id.
+    pub fn parse(text: &str) -> Result<Self, KeyError> {
+        let body = text.strip_suffix("====");
+        let ok = text.len() == 56
+            && body.is_some_and(|b| {
+                b.bytes()
+                    .all(|c| c.is_ascii_uppercase() || (b'2'..=b'7').contains(&c))
+            });
+        if ok {
+            Ok(ActivationId(text.to_string()))
+        } else {
+            let echo: String = text.chars().take(MAX_ECHO).collect();
+            Err(KeyError::NotActivationId(echo))
+        }
+    }
+
+    /// The id text.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for ActivationId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
 /// First 12 characters of any key-like string (or the string itself when shorter), for logs.
 pub fn short_key(key: &str) -> &str {
     match key.char_indices().nth(12) {
@@ -113,6 +150,21 @@ mod tests {
     fn long_input_is_not_echoed_in_full() {
         let err = AccountKey::parse(&"A".repeat(10_000)).unwrap_err();
         assert!(err.to_string().len() < 150, "{err}");
+    }
+
+    #[test]
+    fn activation_ids() {
+        let id = "HDQBMXLIXHA5SWDQAAQSWJC5ITLPCMOYPUDSH74ZDAW65XLYVSFQ====";
+        assert_eq!(ActivationId::parse(id).unwrap().as_str(), id);
+        for bad in [
+            "",
+            "../x",
+            &id[..55],
+            &id.to_lowercase(),
+            &id.replace("====", "AAAA"),
+        ] {
+            assert!(ActivationId::parse(bad).is_err(), "{bad}");
+        }
     }
 
     #[test]

@@ -5,6 +5,7 @@
 //! verify), [`store`] (where JWTs live) and [`notify`] (telling nats-servers over NATS).
 
 pub mod accounts;
+pub mod activations;
 pub mod cli;
 pub mod config;
 pub mod http;
@@ -12,6 +13,8 @@ pub mod jwt;
 pub mod keys;
 pub mod logging;
 pub mod notify;
+pub mod replica;
 pub mod server;
 pub mod store;
+pub mod tls;
 pub mod trust;

@@ -1,13 +1,28 @@
-//! `nats-account-server`: parses the command line and the config file, then runs the server.
+//! `nats-account-server`: parses the command line and the config file, runs the server, and
+//! turns signals into reloads (SIGHUP) or a graceful stop (SIGINT, SIGTERM).
 
 use std::process::ExitCode;
 
+use nats_account_server::cli::{self, Cli};
 use nats_account_server::config::{self, Config};
-use nats_account_server::{cli, logging, server};
+use nats_account_server::{logging, server, tls};
+
+/// The effective configuration: the file (if any) with the flags applied, and its warnings.
+fn effective_config(args: &Cli) -> Result<(Config, Vec<String>), config::ConfigError> {
+    let (mut config, warnings) = match &args.config_file {
+        Some(path) => {
+            let loaded = config::load_file(path)?;
+            (loaded.config, loaded.warnings)
+        }
+        None => (Config::default(), Vec::new()),
+    };
+    config.apply_flags(&args.overrides);
+    Ok((config, warnings))
+}
 
 fn main() -> ExitCode {
     // One process-wide TLS crypto provider (ring), installed before anything builds a TLS config.
-    let _ = rustls::crypto::ring::default_provider().install_default();
+    tls::install_crypto_provider();
     let args = match cli::parse(std::env::args_os()) {
         Ok(args) => args,
         Err(e) => {
@@ -15,17 +30,13 @@ fn main() -> ExitCode {
             return ExitCode::from(e.exit_code() as u8);
         }
     };
-    let (mut config, warnings) = match &args.config_file {
-        Some(path) => match config::load_file(path) {
-            Ok(loaded) => (loaded.config, loaded.warnings),
-            Err(e) => {
-                eprintln!("nats-account-server: {e}");
-                return ExitCode::from(1);
-            }
-        },
-        None => (Config::default(), Vec::new()),
+    let (config, warnings) = match effective_config(&args) {
+        Ok(loaded) => loaded,
+        Err(e) => {
+            eprintln!("nats-account-server: {e}");
+            return ExitCode::from(1);
+        }
     };
-    config.apply_flags(&args.overrides);
     if let Err(e) = logging::init(&config.logging) {
         eprintln!("nats-account-server: cannot set up logging: {e}");
         return ExitCode::from(1);
@@ -39,9 +50,6 @@ fn main() -> ExitCode {
     if !args.ignored.is_empty() {
         tracing::warn!("ignoring arguments after the flags: {:?}", args.ignored);
     }
-    if args.dump {
-        tracing::info!("effective configuration: {config:#?}");
-    }
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(rt) => rt,
         Err(e) => {
@@ -49,7 +57,7 @@ fn main() -> ExitCode {
             return ExitCode::from(1);
         }
     };
-    match runtime.block_on(server::run(&config, shutdown_signal())) {
+    match runtime.block_on(run(&args, &config)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             tracing::error!("{e}");
@@ -58,22 +66,41 @@ fn main() -> ExitCode {
     }
 }
 
-/// Completes on SIGINT or SIGTERM. SIGHUP is logged and otherwise ignored for now.
-async fn shutdown_signal() {
+/// Runs until SIGINT or SIGTERM; SIGHUP re-reads the config file and reloads.
+async fn run(args: &Cli, config: &Config) -> Result<(), server::StartError> {
     use tokio::signal::unix::{signal, SignalKind};
+    let mut running = server::start(config).await?;
+    if args.dump {
+        tracing::info!("effective configuration: {config:#?}");
+    }
     let (Ok(mut int), Ok(mut term), Ok(mut hup)) = (
         signal(SignalKind::interrupt()),
         signal(SignalKind::terminate()),
         signal(SignalKind::hangup()),
     ) else {
-        tracing::error!("cannot install signal handlers; stop the server with SIGKILL");
-        return std::future::pending().await;
+        tracing::error!("cannot install signal handlers");
+        return running.shutdown().await;
     };
     loop {
         tokio::select! {
-            _ = int.recv() => { tracing::info!("received sig-interrupt, shutting down"); return; }
-            _ = term.recv() => { tracing::info!("received sig-terminate, shutting down"); return; }
-            _ = hup.recv() => tracing::warn!("received sig-hup: reloading the configuration is not yet supported, ignoring"),
+            _ = int.recv() => { tracing::info!("received sig-interrupt, shutting down"); break; }
+            _ = term.recv() => { tracing::info!("received sig-terminate, shutting down"); break; }
+            _ = hup.recv() => {
+                tracing::info!("received sig-hup, reloading the configuration");
+                match effective_config(args) {
+                    Ok((next, warnings)) => {
+                        for warning in warnings {
+                            tracing::warn!("{warning}");
+                        }
+                        if let Err(e) = running.reload(&next).await {
+                            tracing::error!("reload failed, keeping the running configuration: {e}");
+                        }
+                    }
+                    Err(e) => tracing::error!("reload failed, keeping the running configuration: {e}"),
+                }
+            }
+            result = running.wait() => return result,
         }
     }
+    running.shutdown().await
 }

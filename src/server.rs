@@ -1,28 +1,34 @@
 //! Wires the pieces together and runs them: trust (operator, system account) → store →
-//! account service → HTTP listener; prints the `resolver:` line nats-server needs and stops
-//! gracefully when asked.
+//! account and activation services (+ NATS connection, file watch, replica sync) → HTTP(S)
+//! listener. Prints the `resolver:` line nats-server needs, reloads on SIGHUP without dropping
+//! the listener, and stops gracefully.
 
-use std::future::Future;
 use std::net::SocketAddr;
-use std::sync::Arc;
+use std::path::PathBuf;
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
 
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
-use crate::accounts::Accounts;
+use crate::accounts::{Accounts, Policy};
+use crate::activations::Activations;
 use crate::config::Config;
-use crate::http::serve::{serve, ServeOptions};
+use crate::http::serve::{serve, ServeOptions, TlsAcceptor};
 use crate::http::{self, AppState};
+use crate::keys::ActivationId;
 use crate::notify::nats::{self, NatsSetupError};
 use crate::notify::Notifier;
-use crate::store::{DirStore, JwtStore, StoreError};
+use crate::replica::{self, Primary};
+use crate::store::{watch, DirStore, JwtStore, MemoryStore, NscStore, StoreError};
+use crate::tls::{self, TlsError};
 use crate::trust::{Trust, TrustError};
 
 /// The version printed at startup and by `--version`.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
 
-/// Why the server could not start.
+/// Why the server could not start (or a reload was refused).
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
     /// Operator or system account file problem.
@@ -31,9 +37,6 @@ pub enum StartError {
     /// The store could not be opened.
     #[error("cannot open the store: {0}")]
     Store(#[from] StoreError),
-    /// No store configured.
-    #[error("no store is configured: set store {{ dir: <folder> }} in the config file or pass -dir <folder>")]
-    NoStore,
     /// The HTTP host does not resolve.
     #[error("cannot resolve http host {host:?}: {reason}")]
     Resolve {
@@ -53,19 +56,270 @@ pub enum StartError {
     /// The NATS settings cannot be used.
     #[error(transparent)]
     Nats(#[from] NatsSetupError),
+    /// The HTTPS settings cannot be used.
+    #[error(transparent)]
+    Tls(#[from] TlsError),
+    /// A combination of settings that cannot work.
+    #[error("{0}")]
+    Conflict(String),
+    /// The file watch cannot be set up.
+    #[error("cannot watch {path}: {reason}")]
+    Watch {
+        /// The folder.
+        path: String,
+        /// Why.
+        reason: String,
+    },
     /// The HTTP server failed while running.
     #[error("error attempting to serve requests: {0}")]
     Serve(std::io::Error),
 }
 
-/// A started server: where it listens and how to stop it.
+/// Everything built from one configuration. A reload builds a new one and swaps it in; the old
+/// one's background tasks stop when it is dropped (requests in flight keep what they hold).
+#[derive(Debug)]
+pub struct Services {
+    /// The account service.
+    pub accounts: Arc<Accounts>,
+    /// The activation service.
+    pub activations: Arc<Activations>,
+    tasks: Vec<JoinHandle<()>>,
+    _watch: Option<watch::Watch>,
+}
+
+impl Drop for Services {
+    fn drop(&mut self) {
+        for task in &self.tasks {
+            task.abort();
+        }
+    }
+}
+
+/// The stores chosen by the config: account JWTs and activation tokens.
+struct Stores {
+    accounts: Arc<dyn JwtStore>,
+    activations: Arc<dyn JwtStore<ActivationId>>,
+    /// A folder to watch for hand edits (read-only and nsc modes).
+    watch: Option<PathBuf>,
+}
+
+/// Opens the configured stores: nsc folder, read-only or writable directory, or memory.
+fn open_stores(config: &Config) -> Result<Stores, StartError> {
+    let s = &config.store;
+    if s.dir.is_some() && s.nsc.is_some() {
+        tracing::warn!("both store.dir and store.nsc are set: using store.dir (as the Go server)");
+    }
+    let stores = match (&s.dir, &s.nsc) {
+        (Some(dir), _) if s.readonly => Stores {
+            accounts: Arc::new(DirStore::<crate::keys::AccountKey>::open_read_only(
+                dir, s.shard,
+            )?),
+            activations: match DirStore::<ActivationId>::open_read_only(
+                &dir.join("activations"),
+                false,
+            ) {
+                Ok(store) => Arc::new(store),
+                Err(_) => Arc::new(MemoryStore::<ActivationId>::default()),
+            },
+            watch: Some(dir.clone()),
+        },
+        (Some(dir), _) => {
+            let store = Arc::new(DirStore::open(dir, s.shard)?);
+            let sweeper = store.clone();
+            tokio::task::spawn_blocking(move || match sweeper.sweep_temp_files() {
+                Ok(n) => tracing::info!("store check done: removed {n} leftover temp file(s)"),
+                Err(e) => tracing::warn!("could not sweep leftover temp files: {e}"),
+            });
+            Stores {
+                accounts: store,
+                activations: Arc::new(DirStore::<ActivationId>::open_deferred(
+                    &dir.join("activations"),
+                    false,
+                )),
+                watch: None,
+            }
+        }
+        (None, Some(nsc)) => Stores {
+            accounts: Arc::new(NscStore::open(nsc)?),
+            activations: Arc::new(MemoryStore::<ActivationId>::default()),
+            watch: Some(nsc.clone()),
+        },
+        (None, None) => Stores {
+            accounts: Arc::new(MemoryStore::default()),
+            activations: Arc::new(MemoryStore::<ActivationId>::default()),
+            watch: None,
+        },
+    };
+    tracing::info!("creating a store: {}", stores.accounts.describe());
+    if stores.accounts.is_read_only() {
+        tracing::info!("the store is read-only: POSTs are refused, changed files are announced");
+    }
+    Ok(stores)
+}
+
+/// Builds the services for `config` (`previous` hands over pending notifications on reload).
+pub async fn build_services(
+    config: &Config,
+    previous: Option<&Services>,
+) -> Result<Services, StartError> {
+    if config.store.cleanup_interval_ms != 0 {
+        tracing::warn!("store.cleanupinterval is ignored: this server never deletes expired JWTs");
+    }
+    let operator_path = config.operator_jwt_path.clone().or_else(|| {
+        config
+            .store
+            .nsc
+            .as_ref()
+            .map(|nsc| NscStore::operator_jwt_path(nsc))
+    });
+    if let Some(path) = &operator_path {
+        tracing::info!("loading operator from {}", path.display());
+    }
+    if let Some(path) = &config.system_account_jwt_path {
+        tracing::info!("loading system account from {}", path.display());
+    }
+    let stores = open_stores(config)?;
+    let trust = Trust::load(
+        operator_path.as_deref(),
+        config.system_account_jwt_path.as_deref(),
+    )?;
+    match trust.operator() {
+        Some(op) => tracing::info!(
+            "Operator: {} ({}), {} signing key(s)",
+            op.token.claims.name,
+            op.token.claims.sub,
+            op.claims.signing_keys.len()
+        ),
+        None => tracing::warn!(
+            "No Operator is configured - You will NOT be able to push JWTs to this account server"
+        ),
+    }
+    if let Some(sys) = trust.system_account() {
+        tracing::info!("System Account: {} ({})", sys.name, sys.key);
+    }
+
+    let notifier = if config.nats.servers.is_empty() {
+        tracing::info!("NATS is not configured, server will not fire notifications on update");
+        if config.sign_request_subject.is_some() {
+            tracing::warn!("signrequestsubject is set but NATS is not: signing requests will fail");
+        }
+        Notifier::disabled()
+    } else {
+        nats::check_files(&config.nats)?;
+        Notifier::enabled()
+    };
+    if let Some(old) = previous {
+        notifier.adopt_pending(old.accounts.notifier());
+    }
+
+    let primary = match &config.primary {
+        Some(url) => {
+            if stores.accounts.is_read_only() {
+                return Err(StartError::Conflict(
+                    "replica mode (primary) cannot be used with a read-only or nsc store".into(),
+                ));
+            }
+            tracing::info!("starting in replicated mode, with primary at {url}");
+            let p = Primary::new(
+                url,
+                Duration::from_millis(config.replication_timeout_ms.max(1)),
+                config.max_replication_pack,
+            )
+            .map_err(StartError::Conflict)?;
+            Some(Arc::new(p))
+        }
+        None => None,
+    };
+    let refuse_posts = if let Some(p) = &primary {
+        Some(format!(
+            "this account server is a replica of {}: push JWTs to the primary",
+            p.url()
+        ))
+    } else if stores.accounts.is_read_only() {
+        Some("this account server is read-only: its JWTs are managed as files (store.readonly / nsc)".into())
+    } else {
+        None
+    };
+    let policy = Policy {
+        verify_reads: stores.accounts.is_read_only(),
+        refuse_posts,
+        signing: config.sign_request_subject.clone().map(|subject| {
+            tracing::info!(
+                "self-signed account JWTs are sent to the signing service on {subject:?}"
+            );
+            (
+                subject,
+                Duration::from_millis(config.sign_request_timeout_ms.max(1)),
+            )
+        }),
+        primary: primary.clone(),
+        pack_limit: usize::try_from(config.max_replication_pack).unwrap_or(0),
+    };
+    let accounts = Arc::new(Accounts::with_policy(
+        Arc::new(trust),
+        stores.accounts,
+        notifier.clone(),
+        policy,
+    ));
+    let activations = Arc::new(Activations::new(stores.activations, accounts.clone()));
+
+    let mut tasks = Vec::new();
+    if let Some(shared) = notifier.shared() {
+        tasks.push(nats::spawn(
+            config.nats.clone(),
+            shared.clone(),
+            accounts.clone(),
+        ));
+    }
+    if let Some(primary) = primary {
+        tracing::info!("grabbing initial JWT pack from primary {}", primary.url());
+        match replica::sync_once(&primary, &accounts).await {
+            Ok(r) => tracing::info!(
+                "initial pack from primary: {} stored, {} unchanged, {} refused",
+                r.stored,
+                r.unchanged,
+                r.refused
+            ),
+            Err(e) => tracing::warn!("cannot load the initial pack from the primary: {e}"),
+        }
+        let interval = Duration::from_millis(config.replication_interval_ms.max(100));
+        tasks.push(tokio::spawn({
+            let (primary, accounts) = (primary.clone(), accounts.clone());
+            async move {
+                tokio::time::sleep(interval).await;
+                let _ = replica::spawn_sync(primary, accounts, interval).await;
+            }
+        }));
+    }
+    let watch = match &stores.watch {
+        Some(path) => {
+            Some(
+                watch::watch(path, accounts.clone()).map_err(|e| StartError::Watch {
+                    path: path.display().to_string(),
+                    reason: e.to_string(),
+                })?,
+            )
+        }
+        None => None,
+    };
+    Ok(Services {
+        accounts,
+        activations,
+        tasks,
+        _watch: watch,
+    })
+}
+
+/// A started server: where it listens, how to reload and how to stop it.
 #[derive(Debug)]
 pub struct Running {
     addr: SocketAddr,
     resolver_url: String,
+    services: Arc<RwLock<Arc<Services>>>,
+    tls: Option<TlsAcceptor>,
+    http: crate::config::HttpConfig,
     stop: Option<oneshot::Sender<()>>,
     task: JoinHandle<Result<(), std::io::Error>>,
-    nats_task: Option<JoinHandle<()>>,
 }
 
 impl Running {
@@ -79,6 +333,38 @@ impl Running {
         &self.resolver_url
     }
 
+    /// Applies a new configuration: new trust, store, NATS connection, watch and replica sync
+    /// are built first and swapped in only when all of them work; the listener stays. On error
+    /// the running configuration is kept.
+    pub async fn reload(&self, config: &Config) -> Result<(), StartError> {
+        if config.http.host != self.http.host
+            || (config.http.port != self.http.port && config.http.port != 0)
+            || config.http.max_body_bytes != self.http.max_body_bytes
+            || config.http.read_timeout_ms != self.http.read_timeout_ms
+            || config.http.write_timeout_ms != self.http.write_timeout_ms
+            || config.http.max_connections != self.http.max_connections
+        {
+            tracing::warn!("changes to the http listener settings (host, port, limits, timeouts) need a restart");
+        }
+        let current = self.current();
+        let next = build_services(config, Some(&current)).await?;
+        if let (Some(acceptor), Some(cert), Some(key)) =
+            (&self.tls, &config.http.tls.cert, &config.http.tls.key)
+        {
+            acceptor.replace(tls::server_config(cert, key)?);
+        }
+        *self.services.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(next);
+        tracing::info!("configuration reloaded");
+        Ok(())
+    }
+
+    fn current(&self) -> Arc<Services> {
+        self.services
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
     /// Stops accepting connections, lets requests in flight finish, and returns.
     pub async fn shutdown(mut self) -> Result<(), StartError> {
         tracing::info!("stopping account server");
@@ -86,15 +372,12 @@ impl Running {
             let _ = stop.send(());
         }
         let result = self.wait().await;
-        if let Some(nats) = self.nats_task.take() {
-            nats.abort();
-            tracing::info!("disconnected from NATS");
-        }
+        tracing::info!("disconnected from NATS");
         result
     }
 
-    /// Waits until the HTTP server ends.
-    async fn wait(&mut self) -> Result<(), StartError> {
+    /// Waits until the HTTP server ends (it ends on its own only on a fatal error).
+    pub async fn wait(&mut self) -> Result<(), StartError> {
         let result = (&mut self.task)
             .await
             .map_err(|e| StartError::Serve(std::io::Error::other(e.to_string())))?;
@@ -102,20 +385,6 @@ impl Running {
         tracing::info!("http server stopped");
         Ok(())
     }
-}
-
-/// Opens the configured store and sweeps temp files a crash may have left, in the background
-/// so that a huge store does not delay the start.
-fn open_store(config: &Config) -> Result<Arc<dyn JwtStore>, StartError> {
-    let dir = config.store.dir.as_ref().ok_or(StartError::NoStore)?;
-    let store = Arc::new(DirStore::open(dir, config.store.shard)?);
-    tracing::info!("creating a store at {}", store.describe());
-    let sweeper = store.clone();
-    tokio::task::spawn_blocking(move || match sweeper.sweep_temp_files() {
-        Ok(n) => tracing::info!("store check done: removed {n} leftover temp file(s)"),
-        Err(e) => tracing::warn!("could not sweep leftover temp files: {e}"),
-    });
-    Ok(store)
 }
 
 /// Resolves and binds the HTTP listener.
@@ -144,66 +413,34 @@ async fn bind(config: &Config) -> Result<TcpListener, StartError> {
 }
 
 /// The `resolver: URL(...)` base for a configured host and the bound port.
-pub fn resolver_url(host: &str, port: u16) -> String {
+pub fn resolver_url(scheme: &str, host: &str, port: u16) -> String {
     let host = if host.is_empty() { "127.0.0.1" } else { host };
     let host = if host.contains(':') && !host.starts_with('[') {
         format!("[{host}]")
     } else {
         host.to_string()
     };
-    format!("http://{host}:{port}/jwt/v1/accounts/")
+    format!("{scheme}://{host}:{port}/jwt/v1/accounts/")
 }
 
 /// Starts every part of the server and returns once the HTTP listener accepts connections.
 pub async fn start(config: &Config) -> Result<Running, StartError> {
+    tls::install_crypto_provider();
     tracing::info!("starting NATS Account server, version {VERSION}");
     tracing::info!(
         "server time is {}",
         chrono::Local::now().format("%a %b %e %H:%M:%S %Z %Y")
     );
-    for note in config.unsupported_settings() {
-        tracing::warn!("{note}");
-    }
-    if let Some(path) = &config.operator_jwt_path {
-        tracing::info!("loading operator from {}", path.display());
-    }
-    if let Some(path) = &config.system_account_jwt_path {
-        tracing::info!("loading system account from {}", path.display());
-    }
-    let trust = Trust::load(
-        config.operator_jwt_path.as_deref(),
-        config.system_account_jwt_path.as_deref(),
-    )?;
-    match trust.operator() {
-        Some(op) => tracing::info!(
-            "Operator: {} ({}), {} signing key(s)",
-            op.token.claims.name,
-            op.token.claims.sub,
-            op.claims.signing_keys.len()
-        ),
-        None => tracing::warn!(
-            "No Operator is configured - You will NOT be able to push JWTs to this account server"
-        ),
-    }
-    if let Some(sys) = trust.system_account() {
-        tracing::info!("System Account: {} ({})", sys.name, sys.key);
-    }
-    let store = open_store(config)?;
-    let notifier = if config.nats.servers.is_empty() {
-        tracing::info!("NATS is not configured, server will not fire notifications on update");
-        Notifier::disabled()
-    } else {
-        nats::check_files(&config.nats)?;
-        Notifier::enabled()
+    let tls_acceptor = match (&config.http.tls.cert, &config.http.tls.key) {
+        (Some(cert), Some(key)) => Some(TlsAcceptor::new(tls::server_config(cert, key)?)),
+        (None, None) => None,
+        _ => return Err(TlsError::Incomplete.into()),
     };
-    let accounts = Arc::new(Accounts::new(Arc::new(trust), store, notifier.clone()));
-    let nats_task = notifier
-        .shared()
-        .map(|shared| nats::spawn(config.nats.clone(), shared.clone(), accounts.clone()));
-    let millis = |ms: u64| (ms > 0).then(|| std::time::Duration::from_millis(ms));
+    let services = Arc::new(RwLock::new(Arc::new(build_services(config, None).await?)));
+    let millis = |ms: u64| (ms > 0).then(|| Duration::from_millis(ms));
     let router = http::router(
         AppState {
-            accounts,
+            services: services.clone(),
             max_body_bytes: config.http.max_body_bytes,
         },
         &http::Limits {
@@ -212,7 +449,6 @@ pub async fn start(config: &Config) -> Result<Running, StartError> {
             write_timeout: millis(config.http.write_timeout_ms),
         },
     );
-
     let listener = bind(config).await?;
     let addr = listener.local_addr().map_err(|source| StartError::Bind {
         addr: SocketAddr::from(([0, 0, 0, 0], config.http.port)),
@@ -222,31 +458,30 @@ pub async fn start(config: &Config) -> Result<Running, StartError> {
     let options = ServeOptions {
         read_timeout: millis(config.http.read_timeout_ms),
         max_connections: config.http.max_connections,
+        tls: tls_acceptor.clone(),
     };
     let task = tokio::spawn(serve(listener, router, options, async move {
         let _ = stop_rx.await;
     }));
-    let url = resolver_url(&config.http.host, addr.port());
-    tracing::info!("http listening on port {}", addr.port());
+    let scheme = if tls_acceptor.is_some() {
+        "https"
+    } else {
+        "http"
+    };
+    let url = resolver_url(scheme, &config.http.host, addr.port());
+    tracing::info!("{scheme} listening on port {}", addr.port());
     tracing::info!("nats-account-server is running");
     tracing::info!("configure the nats-server with:");
     tracing::info!("  resolver: URL({url})");
     Ok(Running {
         addr,
         resolver_url: url,
+        services,
+        tls: tls_acceptor,
+        http: config.http.clone(),
         stop: Some(stop_tx),
         task,
-        nats_task,
     })
-}
-
-/// Runs the server until `shutdown` completes, then stops it gracefully.
-pub async fn run(config: &Config, shutdown: impl Future<Output = ()>) -> Result<(), StartError> {
-    let mut running = start(config).await?;
-    tokio::select! {
-        _ = shutdown => running.shutdown().await,
-        result = running.wait() => result,
-    }
 }
 
 #[cfg(test)]
@@ -256,14 +491,20 @@ mod tests {
     #[test]
     fn resolver_url_forms() {
         assert_eq!(
-            resolver_url("", 9090),
+            resolver_url("http", "", 9090),
             "http://127.0.0.1:9090/jwt/v1/accounts/"
         );
         assert_eq!(
-            resolver_url("localhost", 1),
+            resolver_url("http", "localhost", 1),
             "http://localhost:1/jwt/v1/accounts/"
         );
-        assert_eq!(resolver_url("::1", 2), "http://[::1]:2/jwt/v1/accounts/");
-        assert_eq!(resolver_url("[::1]", 2), "http://[::1]:2/jwt/v1/accounts/");
+        assert_eq!(
+            resolver_url("https", "::1", 2),
+            "https://[::1]:2/jwt/v1/accounts/"
+        );
+        assert_eq!(
+            resolver_url("http", "[::1]", 2),
+            "http://[::1]:2/jwt/v1/accounts/"
+        );
     }
 }

@@ -126,6 +126,7 @@ pub fn from_map(map: &Map) -> Result<Loaded, ConfigError> {
             }
             "primary" => config.primary = Some(string(&path, node)?),
             "replicationtimeout" => config.replication_timeout_ms = unsigned(&path, node)?,
+            "replicationinterval" => config.replication_interval_ms = unsigned(&path, node)?,
             "maxreplicationpack" => config.max_replication_pack = integer(&path, node)?,
             "signrequestsubject" => config.sign_request_subject = Some(string(&path, node)?),
             "signrequesttimeout" => config.sign_request_timeout_ms = unsigned(&path, node)?,

@@ -27,6 +27,8 @@ pub struct Config {
     pub primary: Option<String>,
     /// `replicationtimeout` in milliseconds.
     pub replication_timeout_ms: u64,
+    /// `replicationinterval` in milliseconds: how often a replica re-syncs with its primary.
+    pub replication_interval_ms: u64,
     /// `maxreplicationpack`: upper bound of JWTs moved in one pack.
     pub max_replication_pack: i64,
     /// `signrequestsubject`: NATS subject of a signing service.
@@ -151,6 +153,7 @@ impl Default for Config {
             system_account_jwt_path: None,
             primary: None,
             replication_timeout_ms: 5000,
+            replication_interval_ms: 60_000,
             max_replication_pack: 10000,
             sign_request_subject: None,
             sign_request_timeout_ms: 1000,
@@ -219,33 +222,6 @@ impl Config {
             self.primary = Some(primary.clone());
         }
     }
-
-    /// Settings that this version parses but does not act on yet, one sentence each, so the
-    /// server can say so at startup instead of silently ignoring them.
-    pub fn unsupported_settings(&self) -> Vec<String> {
-        let mut out = Vec::new();
-        let mut note = |what: &str| {
-            out.push(format!(
-                "{what} is not yet supported by this version and is ignored"
-            ))
-        };
-        if self.http.tls.is_set() {
-            note("http.tls (HTTPS)");
-        }
-        if self.store.nsc.is_some() {
-            note("store.nsc (serving an nsc folder)");
-        }
-        if self.store.readonly {
-            note("store.readonly (read-only watched directory)");
-        }
-        if self.primary.is_some() {
-            note("primary (replica mode)");
-        }
-        if self.sign_request_subject.is_some() {
-            note("signrequestsubject (signing service)");
-        }
-        out
-    }
 }
 
 /// Expands a leading `~` or `~/` to the home directory. `~user` forms are refused with an error
@@ -286,7 +262,6 @@ mod tests {
         assert_eq!(c.nats.max_reconnects, -1);
         assert_eq!(c.max_replication_pack, 10000);
         assert!(c.logging.time && c.logging.colors && !c.logging.pid);
-        assert!(c.unsupported_settings().is_empty());
     }
 
     #[test]

@@ -94,7 +94,7 @@ pub(super) async fn get_account(
         Err(resp) => return *resp,
     };
     tracing::trace!("request for JWT for - {}", key.short());
-    let (jwt, source) = match state.accounts.lookup(&key).await {
+    let (jwt, source) = match state.accounts().lookup(&key).await {
         Ok(Some(found)) => found,
         Ok(None) => return text_error(StatusCode::NOT_FOUND, "no matching account JWT"),
         Err(e) => {
@@ -105,24 +105,29 @@ pub(super) async fn get_account(
     if source == Source::SystemAccountFile {
         tracing::trace!("returning system JWT from configuration");
     }
+    let notify_jwt = jwt.bytes.clone();
+    serve_stored(jwt, &flags, &headers, key.short(), || {
+        state.accounts().notify_again(&key, notify_jwt)
+    })
+}
+
+/// Serves a stored JWT with the query flags: `text`, `decode`, `check` (404 when expired), the
+/// ETag / If-None-Match (304) dance, `notify` (runs `notify`), and Cache-Control.
+pub(crate) fn serve_stored(
+    jwt: StoredJwt,
+    flags: &Flags,
+    headers: &HeaderMap,
+    label: &str,
+    notify: impl FnOnce(),
+) -> Response {
     if flags.text {
         return ok_body("text/plain", jwt.bytes);
     }
     if flags.decode {
         return decode::response(&jwt.bytes);
     }
-    serve_jwt(&state, jwt, &flags, &headers, &key)
-}
-
-fn serve_jwt(
-    state: &AppState,
-    jwt: StoredJwt,
-    flags: &Flags,
-    headers: &HeaderMap,
-    key: &AccountKey,
-) -> Response {
     let Some(jti) = jwt.jti.as_deref() else {
-        tracing::error!("{} - stored JWT cannot be decoded", key.short());
+        tracing::error!("{label} - stored JWT cannot be decoded");
         return text_error(
             StatusCode::INTERNAL_SERVER_ERROR,
             "error loading JWT: the stored JWT cannot be decoded",
@@ -142,9 +147,9 @@ fn serve_jwt(
         return resp;
     }
     if flags.notify {
-        state.accounts.notify_again(key, jwt.bytes.clone());
+        notify();
     }
-    tracing::trace!("returning JWT for - {}", key.short());
+    tracing::trace!("returning JWT for - {label}");
     let mut resp = ok_body("application/jwt", jwt.bytes);
     let h = resp.headers_mut();
     if let Some(v) = etag_value {
@@ -187,7 +192,7 @@ pub(super) async fn post_account(
             return text_error(status, &message);
         }
     };
-    match state.accounts.submit(&key, &body).await {
+    match state.accounts().submit(&key, &body).await {
         Ok(done) => {
             tracing::info!(
                 "updated JWT for account - {} - {}{}",
@@ -204,6 +209,37 @@ pub(super) async fn post_account(
         Err(e @ SubmitError::Older { .. }) => {
             tracing::error!("{} - rejected JWT - {e}", key.short());
             text_error(StatusCode::CONFLICT, &e.to_string())
+        }
+        Err(SubmitError::Refused(why)) => {
+            let mut resp = text_error(StatusCode::METHOD_NOT_ALLOWED, &why);
+            resp.headers_mut()
+                .insert(header::ALLOW, HeaderValue::from_static("GET"));
+            resp
+        }
+        Err(SubmitError::Accepted(text)) => {
+            tracing::info!(
+                "{} - JWT accepted by the signing service, not stored yet",
+                key.short()
+            );
+            (
+                StatusCode::ACCEPTED,
+                [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
+                text,
+            )
+                .into_response()
+        }
+        Err(SubmitError::Signing(e)) => {
+            use crate::notify::RequestError;
+            let status = match e {
+                RequestError::Unavailable | RequestError::NoResponders(_) => {
+                    StatusCode::SERVICE_UNAVAILABLE
+                }
+                RequestError::TimedOut(_) => StatusCode::GATEWAY_TIMEOUT,
+                RequestError::Other(_) => StatusCode::BAD_GATEWAY,
+            };
+            let message = format!("Failure during signature request: signing service {e}");
+            tracing::error!("{} - error when signing account - {e}", key.short());
+            text_error(status, &message)
         }
         Err(e) => {
             tracing::error!("{} - {e}", key.short());

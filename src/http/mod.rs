@@ -2,32 +2,55 @@
 //! Handlers only translate between HTTP and the [`Accounts`] service; they hold no rules.
 
 mod accounts;
+mod activations;
 mod decode;
 mod help;
 mod operator;
+mod pack;
 pub mod serve;
 
-use std::sync::Arc;
+use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use axum::body::Body;
 use axum::http::{header, HeaderValue, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::{get, post};
 use axum::Router;
 use tower_http::cors::{AllowHeaders, AllowOrigin, CorsLayer};
 
 use crate::accounts::Accounts;
+use crate::activations::Activations;
+use crate::server::Services;
 
 pub use help::HELP_TEXT;
 
 /// What every handler can reach.
 #[derive(Debug, Clone)]
 pub struct AppState {
-    /// The account service.
-    pub accounts: Arc<Accounts>,
+    /// The services of the current configuration (swapped on reload).
+    pub services: Arc<RwLock<Arc<Services>>>,
     /// Largest request body accepted, for the 413 message.
     pub max_body_bytes: usize,
+}
+
+impl AppState {
+    fn services(&self) -> Arc<Services> {
+        self.services
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    /// The account service of the current configuration.
+    pub(crate) fn accounts(&self) -> Arc<Accounts> {
+        self.services().accounts.clone()
+    }
+
+    /// The activation service of the current configuration.
+    pub(crate) fn activations(&self) -> Arc<Activations> {
+        self.services().activations.clone()
+    }
 }
 
 /// Request-level limits.
@@ -58,6 +81,12 @@ pub fn router(state: AppState, limits: &Limits) -> Router {
             "/jwt/v1/accounts/{pubkey}",
             get(accounts::get_account).post(accounts::post_account),
         )
+        .route("/jwt/v1/activations", post(activations::post_activation))
+        .route(
+            "/jwt/v1/activations/{hash}",
+            get(activations::get_activation),
+        )
+        .route("/jwt/v1/pack", get(pack::pack))
         .fallback(not_found)
         .layer(axum::extract::DefaultBodyLimit::max(limits.max_body_bytes));
     let router = match limits.read_timeout {
@@ -123,6 +152,8 @@ pub(crate) struct Flags {
     pub notify: bool,
     /// The value of `jti` (a lookup mode the Go v1.0 server refuses with 501).
     pub jti: Option<String>,
+    /// The value of `max` (pack size).
+    pub max: Option<String>,
 }
 
 impl Flags {
@@ -142,6 +173,7 @@ impl Flags {
                 "check" => flags.check = on,
                 "notify" => flags.notify = on,
                 "jti" if !value.is_empty() => flags.jti = Some(value.to_string()),
+                "max" => flags.max = Some(value.to_string()),
                 _ => {}
             }
         }

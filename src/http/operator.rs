@@ -7,7 +7,8 @@ use axum::response::Response;
 use super::{decode, ok_body, text_error, AppState, Flags};
 
 pub(super) async fn operator(State(state): State<AppState>, RawQuery(query): RawQuery) -> Response {
-    let Some(op) = state.accounts.trust().operator() else {
+    let accounts = state.accounts();
+    let Some(op) = accounts.trust().operator() else {
         return text_error(StatusCode::NOT_FOUND, "no operator is configured");
     };
     let flags = Flags::parse(query.as_deref());

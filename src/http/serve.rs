@@ -16,14 +16,51 @@ use tokio::sync::Semaphore;
 /// How long requests in flight may take to finish at shutdown.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
 
-/// Connection-level limits.
+/// Connection-level limits and TLS.
 #[derive(Debug, Clone)]
 pub struct ServeOptions {
     /// Time a client has to send the request headers (`http.readtimeout`); also closes idle
-    /// keep-alive connections. `None` = no limit.
+    /// keep-alive connections and bounds the TLS handshake. `None` = no limit.
     pub read_timeout: Option<Duration>,
     /// Most connections served at once; further clients wait in the listen backlog.
     pub max_connections: usize,
+    /// Serve HTTPS with this acceptor.
+    pub tls: Option<TlsAcceptor>,
+}
+
+/// The TLS side of the listener; its certificate can be replaced while serving (reload).
+#[derive(Clone)]
+pub struct TlsAcceptor {
+    config: Arc<std::sync::RwLock<Arc<rustls::ServerConfig>>>,
+}
+
+impl std::fmt::Debug for TlsAcceptor {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TlsAcceptor").finish_non_exhaustive()
+    }
+}
+
+impl TlsAcceptor {
+    /// An acceptor for `config`.
+    pub fn new(config: Arc<rustls::ServerConfig>) -> Self {
+        TlsAcceptor {
+            config: Arc::new(std::sync::RwLock::new(config)),
+        }
+    }
+
+    /// Uses `config` for connections accepted from now on.
+    pub fn replace(&self, config: Arc<rustls::ServerConfig>) {
+        *self.config.write().unwrap_or_else(|e| e.into_inner()) = config;
+    }
+
+    fn acceptor(&self) -> tokio_rustls::TlsAcceptor {
+        tokio_rustls::TlsAcceptor::from(
+            self.config
+                .read()
+                .unwrap_or_else(|e| e.into_inner())
+                .clone(),
+        )
+    }
 }
 
 /// Serves `app` on `listener` until `shutdown` completes, then drains connections.
@@ -61,12 +98,32 @@ pub async fn serve(
             },
         };
         let _ = stream.set_nodelay(true);
-        let conn = builder.serve_connection(TokioIo::new(stream), service.clone());
-        let conn = graceful.watch(conn);
-        tokio::spawn(async move {
-            let _ = conn.await;
-            drop(permit);
-        });
+        match &options.tls {
+            None => {
+                let conn = builder.serve_connection(TokioIo::new(stream), service.clone());
+                let conn = graceful.watch(conn);
+                tokio::spawn(async move {
+                    let _ = conn.await;
+                    drop(permit);
+                });
+            }
+            Some(tls) => {
+                let acceptor = tls.acceptor();
+                let builder = builder.clone();
+                let service = service.clone();
+                let watcher = graceful.watcher();
+                let handshake_limit = options.read_timeout.unwrap_or(Duration::from_secs(10));
+                tokio::spawn(async move {
+                    let handshake =
+                        tokio::time::timeout(handshake_limit, acceptor.accept(stream)).await;
+                    if let Ok(Ok(tls_stream)) = handshake {
+                        let conn = builder.serve_connection(TokioIo::new(tls_stream), service);
+                        let _ = watcher.watch(conn).await;
+                    }
+                    drop(permit);
+                });
+            }
+        }
     }
     drop(listener);
     tracing::info!("stopping http server");

@@ -11,11 +11,47 @@ use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
 
-use crate::keys::AccountKey;
+use crate::keys::{AccountKey, ActivationId};
 
 /// The subject nats-servers (URL and memory resolvers) listen on for account updates.
 pub fn update_subject(key: &AccountKey) -> String {
     format!("$SYS.ACCOUNT.{key}.CLAIMS.UPDATE")
+}
+
+/// The subject the Go v0.8 server announced activation tokens on.
+pub fn activation_subject(issuer: &str, hash: &ActivationId) -> String {
+    format!("$SYS.ACCOUNT.{issuer}.CLAIMS.ACTIVATE.{hash}")
+}
+
+/// A short name for a notification subject in log lines: the key it is about.
+pub(crate) fn subject_label(subject: &str) -> String {
+    let tokens: Vec<&str> = subject.split('.').collect();
+    match tokens.as_slice() {
+        [_, _, key, _, "ACTIVATE", hash] => format!(
+            "activation {} of {}",
+            crate::keys::short_key(hash),
+            crate::keys::short_key(key)
+        ),
+        [_, _, key, ..] => crate::keys::short_key(key).to_string(),
+        _ => subject.to_string(),
+    }
+}
+
+/// Why a request over NATS (signing service) failed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RequestError {
+    /// No NATS is configured or the connection is down.
+    #[error("nats-server unavailable")]
+    Unavailable,
+    /// Nobody listens on the subject.
+    #[error("no responders on {0}")]
+    NoResponders(String),
+    /// No reply in time.
+    #[error("no reply within {0:?}")]
+    TimedOut(std::time::Duration),
+    /// Any other client error.
+    #[error("{0}")]
+    Other(String),
 }
 
 /// What happened to an update handed to the notifier.
@@ -30,8 +66,11 @@ pub enum Delivery {
 /// State shared between the notifier handles and the NATS connection task.
 #[derive(Debug, Default)]
 pub(crate) struct Shared {
-    /// Updates not yet confirmed as sent: the latest JWT per account.
-    pending: Mutex<HashMap<AccountKey, Bytes>>,
+    /// Updates not yet confirmed as sent: the latest payload per subject (one subject per
+    /// account or activation).
+    pending: Mutex<HashMap<String, Bytes>>,
+    /// The connected client, for requests (signing service).
+    client: Mutex<Option<async_nats::Client>>,
     /// Wakes the sender (new pending update, or connection back).
     wake: tokio::sync::Notify,
     /// `true` while the NATS connection is up.
@@ -41,12 +80,23 @@ pub(crate) struct Shared {
 }
 
 impl Shared {
-    fn lock_pending(&self) -> std::sync::MutexGuard<'_, HashMap<AccountKey, Bytes>> {
+    fn lock_pending(&self) -> std::sync::MutexGuard<'_, HashMap<String, Bytes>> {
         self.pending.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// A copy of the pending updates.
-    pub(crate) fn pending_snapshot(&self) -> Vec<(AccountKey, Bytes)> {
+    pub(crate) fn set_client(&self, client: Option<async_nats::Client>) {
+        *self.client.lock().unwrap_or_else(|e| e.into_inner()) = client;
+    }
+
+    fn client(&self) -> Option<async_nats::Client> {
+        self.client
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    /// A copy of the pending updates, as (subject, payload).
+    pub(crate) fn pending_snapshot(&self) -> Vec<(String, Bytes)> {
         let mut items: Vec<_> = self
             .lock_pending()
             .iter()
@@ -56,11 +106,11 @@ impl Shared {
         items
     }
 
-    /// Forgets `key`'s pending update if it is still `sent` (a newer one stays pending).
-    pub(crate) fn mark_sent(&self, key: &AccountKey, sent: &Bytes) {
+    /// Forgets the pending update of `subject` if it is still `sent` (a newer one stays).
+    pub(crate) fn mark_sent(&self, subject: &str, sent: &Bytes) {
         let mut pending = self.lock_pending();
-        if pending.get(key) == Some(sent) {
-            pending.remove(key);
+        if pending.get(subject) == Some(sent) {
+            pending.remove(subject);
         }
     }
 
@@ -111,22 +161,67 @@ impl Notifier {
 
     /// Queues an update notification for `key` carrying `jwt`.
     pub fn account_updated(&self, key: &AccountKey, jwt: Bytes) -> Delivery {
+        self.queue(update_subject(key), jwt)
+    }
+
+    /// Queues the announcement of an activation token.
+    pub fn activation_updated(&self, issuer: &str, hash: &ActivationId, jwt: Bytes) -> Delivery {
+        self.queue(activation_subject(issuer, hash), jwt)
+    }
+
+    fn queue(&self, subject: String, payload: Bytes) -> Delivery {
+        let label = subject_label(&subject);
         let Some(shared) = &self.shared else {
-            tracing::info!(
-                "skipping notification for {}, no NATS configured",
-                key.short()
-            );
+            tracing::info!("skipping notification for {label}, no NATS configured");
             return Delivery::Skipped;
         };
-        shared.lock_pending().insert(key.clone(), jwt);
+        shared.lock_pending().insert(subject, payload);
         if !shared.connected.load(Ordering::SeqCst) {
             tracing::info!(
-                "NATS is not connected: the notification for {} is pending and will be sent when it is",
-                key.short()
+                "NATS is not connected: the notification for {label} is pending and will be sent when it is"
             );
         }
         shared.wake.notify_one();
         Delivery::Queued
+    }
+
+    /// Moves the pending notifications of `old` (a notifier being replaced on reload) here.
+    pub fn adopt_pending(&self, old: &Notifier) {
+        if let (Some(new), Some(old)) = (&self.shared, &old.shared) {
+            let taken: Vec<(String, Bytes)> = old.lock_pending().drain().collect();
+            if !taken.is_empty() {
+                new.lock_pending().extend(taken);
+                new.wake.notify_one();
+            }
+        }
+    }
+
+    /// Sends a request over the NATS connection and waits up to `timeout` for the reply.
+    pub async fn request(
+        &self,
+        subject: &str,
+        payload: Bytes,
+        timeout: std::time::Duration,
+    ) -> Result<Bytes, RequestError> {
+        let client = self
+            .shared
+            .as_ref()
+            .filter(|s| s.connected.load(Ordering::SeqCst))
+            .and_then(|s| s.client())
+            .ok_or(RequestError::Unavailable)?;
+        let request = async_nats::Request::new()
+            .payload(payload)
+            .timeout(Some(timeout));
+        match client.send_request(subject.to_string(), request).await {
+            Ok(msg) => Ok(msg.payload),
+            Err(e) => Err(match e.kind() {
+                async_nats::RequestErrorKind::NoResponders => {
+                    RequestError::NoResponders(subject.to_string())
+                }
+                async_nats::RequestErrorKind::TimedOut => RequestError::TimedOut(timeout),
+                _ => RequestError::Other(e.to_string()),
+            }),
+        }
     }
 
     /// Number of updates waiting to be sent.
@@ -173,11 +268,25 @@ mod tests {
         assert_eq!(n.pending(), 2);
         let shared = n.shared().unwrap();
         // Confirming an older send does not drop the newer pending update.
-        shared.mark_sent(&k, &Bytes::from_static(b"1"));
+        shared.mark_sent(&update_subject(&k), &Bytes::from_static(b"1"));
         assert_eq!(n.pending(), 2);
-        shared.mark_sent(&k, &Bytes::from_static(b"2"));
+        shared.mark_sent(&update_subject(&k), &Bytes::from_static(b"2"));
         assert_eq!(n.pending(), 1);
+        // Pending updates survive a reload.
+        let next = Notifier::enabled();
+        next.adopt_pending(&n);
+        assert_eq!((n.pending(), next.pending()), (0, 1));
         assert_eq!(n.connected(), Some(false));
         assert_eq!(Notifier::disabled().connected(), None);
+    }
+
+    #[test]
+    fn labels() {
+        let k = key();
+        assert_eq!(subject_label(&update_subject(&k)), k.short());
+        let id = ActivationId::parse("HDQBMXLIXHA5SWDQAAQSWJC5ITLPCMOYPUDSH74ZDAW65XLYVSFQ====")
+            .unwrap();
+        assert!(subject_label(&activation_subject(k.as_str(), &id))
+            .starts_with("activation HDQBMXLIXHA5"));
     }
 }

@@ -14,7 +14,7 @@ use bytes::Bytes;
 use futures_util::StreamExt;
 use tokio::task::JoinHandle;
 
-use super::{update_subject, Shared};
+use super::{subject_label, Shared};
 use crate::config::NatsConfig;
 use crate::keys::AccountKey;
 
@@ -86,7 +86,7 @@ pub fn check_files(config: &NatsConfig) -> Result<(), NatsSetupError> {
 /// Replies collected for one sent notification.
 #[derive(Debug, Default)]
 struct Tally {
-    key: String,
+    label: String,
     updated: usize,
     skipped: usize,
     errors: Vec<String>,
@@ -125,6 +125,7 @@ async fn connect_with_retry(config: &NatsConfig, shared: &Arc<Shared>) -> Client
         };
         match attempt.await {
             Ok(client) => {
+                shared.set_client(Some(client.clone()));
                 shared.set_connected(true);
                 tracing::info!("connected to NATS for account notifications");
                 return client;
@@ -253,44 +254,43 @@ async fn send_pending(
 ) {
     let counter = AtomicU64::new(0);
     loop {
-        for (key, jwt) in shared.pending_snapshot() {
+        for (subject, payload) in shared.pending_snapshot() {
             if client.connection_state() != async_nats::connection::State::Connected {
                 break;
             }
+            let label = subject_label(&subject);
             let reply = format!("{inbox}.{}", counter.fetch_add(1, Ordering::Relaxed));
             lock(&tallies).insert(
                 reply.clone(),
                 Tally {
-                    key: key.to_string(),
+                    label: label.clone(),
                     ..Tally::default()
                 },
             );
             let sent = async {
                 client
-                    .publish_with_reply(update_subject(&key), reply.clone(), jwt.clone())
+                    .publish_with_reply(subject.clone(), reply.clone(), payload.clone())
                     .await
                     .map_err(|e| e.to_string())?;
                 client.flush().await.map_err(|e| e.to_string())
             };
             match tokio::time::timeout(Duration::from_secs(5), sent).await {
                 Ok(Ok(())) => {
-                    shared.mark_sent(&key, &jwt);
-                    tracing::info!("sent update notification for {}", key.short());
+                    shared.mark_sent(&subject, &payload);
+                    tracing::info!("sent update notification for {label}");
                     tokio::spawn(report_replies(tallies.clone(), reply));
                 }
                 Ok(Err(e)) => {
                     lock(&tallies).remove(&reply);
                     tracing::warn!(
-                        "could not send the notification for {} ({e}); it stays pending",
-                        key.short()
+                        "could not send the notification for {label} ({e}); it stays pending"
                     );
                     break;
                 }
                 Err(_) => {
                     lock(&tallies).remove(&reply);
                     tracing::warn!(
-                        "sending the notification for {} timed out; it stays pending",
-                        key.short()
+                        "sending the notification for {label} timed out; it stays pending"
                     );
                     break;
                 }
@@ -341,7 +341,7 @@ async fn report_replies(tallies: Arc<Mutex<HashMap<String, Tally>>>, reply: Stri
     let Some(t) = lock(&tallies).remove(&reply) else {
         return;
     };
-    let short = crate::keys::short_key(&t.key);
+    let short = &t.label;
     tracing::info!(
         "notification for {short}: {} nats-server(s) confirmed \"jwt updated\", {} skipped (account not loaded), {} error(s)",
         t.updated,

@@ -11,7 +11,7 @@ use std::io::{ErrorKind, Write};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use super::{JwtStore, StoreError};
+use super::{JwtStore, StoreError, StoreKey};
 use crate::keys::AccountKey;
 
 /// File name suffix of a stored JWT.
@@ -20,12 +20,14 @@ pub const JWT_EXTENSION: &str = ".jwt";
 /// Marker inside the name of a temp file (`.<key>.jwt.tmp-...`).
 pub const TEMP_MARKER: &str = ".jwt.tmp-";
 
-/// A directory store.
+/// A directory store of JWTs keyed by `K` (account keys by default).
 #[derive(Debug)]
-pub struct DirStore {
+pub struct DirStore<K = AccountKey> {
     root: PathBuf,
     shard: bool,
+    read_only: bool,
     temp_counter: AtomicU64,
+    _keys: std::marker::PhantomData<fn(K)>,
 }
 
 fn io_error(action: &'static str, path: &Path, source: std::io::Error) -> StoreError {
@@ -36,10 +38,31 @@ fn io_error(action: &'static str, path: &Path, source: std::io::Error) -> StoreE
     }
 }
 
-impl DirStore {
+impl<K: StoreKey> DirStore<K> {
     /// Opens (and creates when missing) the directory `root`.
     pub fn open(root: &Path, shard: bool) -> Result<Self, StoreError> {
         fs::create_dir_all(root).map_err(|e| io_error("creating", root, e))?;
+        Self::open_existing(root, shard, false)
+    }
+
+    /// A store in `root` that creates the folder only when the first JWT is saved (for
+    /// activations, which most deployments never use).
+    pub fn open_deferred(root: &Path, shard: bool) -> Self {
+        DirStore {
+            root: root.to_path_buf(),
+            shard,
+            read_only: false,
+            temp_counter: AtomicU64::new(0),
+            _keys: std::marker::PhantomData,
+        }
+    }
+
+    /// Opens an existing directory that is never written to (`store { readonly: true }`).
+    pub fn open_read_only(root: &Path, shard: bool) -> Result<Self, StoreError> {
+        Self::open_existing(root, shard, true)
+    }
+
+    fn open_existing(root: &Path, shard: bool, read_only: bool) -> Result<Self, StoreError> {
         let meta = fs::metadata(root).map_err(|e| io_error("reading", root, e))?;
         if !meta.is_dir() {
             return Err(io_error(
@@ -51,7 +74,9 @@ impl DirStore {
         Ok(DirStore {
             root: root.to_path_buf(),
             shard,
+            read_only,
             temp_counter: AtomicU64::new(0),
+            _keys: std::marker::PhantomData,
         })
     }
 
@@ -60,17 +85,52 @@ impl DirStore {
         &self.root
     }
 
+    /// `true` when the store was opened read-only.
+    pub fn is_read_only(&self) -> bool {
+        self.read_only
+    }
+
     /// The folder holding `key`'s file.
-    fn folder(&self, key: &AccountKey) -> PathBuf {
+    fn folder(&self, key: &K) -> PathBuf {
         if self.shard {
-            self.root.join(key.shard())
+            let text = key.as_str();
+            self.root.join(&text[text.len().saturating_sub(2)..])
         } else {
             self.root.clone()
         }
     }
 
+    /// The folders that may hold JWT files: the root and, when sharded, its two-character
+    /// sub-folders.
+    fn folders(&self) -> Result<Vec<PathBuf>, StoreError> {
+        let mut folders = vec![self.root.clone()];
+        if !self.root.exists() {
+            return Ok(Vec::new());
+        }
+        if self.shard {
+            let entries =
+                fs::read_dir(&self.root).map_err(|e| io_error("listing", &self.root, e))?;
+            for entry in entries.flatten() {
+                if entry.file_name().len() == 2 && entry.file_type().is_ok_and(|t| t.is_dir()) {
+                    folders.push(entry.path());
+                }
+            }
+        }
+        Ok(folders)
+    }
+
+    /// The key a file in this store is named after, if it is a JWT file.
+    pub fn key_of(&self, path: &Path) -> Option<K> {
+        let name = path.file_name()?.to_str()?;
+        let stem = name.strip_suffix(JWT_EXTENSION)?;
+        if stem.starts_with('.') {
+            return None;
+        }
+        K::parse_key(stem)
+    }
+
     /// The file holding `key`'s JWT.
-    pub fn path_of(&self, key: &AccountKey) -> PathBuf {
+    pub fn path_of(&self, key: &K) -> PathBuf {
         self.folder(key)
             .join(format!("{}{JWT_EXTENSION}", key.as_str()))
     }
@@ -78,17 +138,10 @@ impl DirStore {
     /// Removes temp files a crash left behind (in the root and, when sharded, in the shard
     /// folders). Returns how many were removed. Runs off the critical path at startup.
     pub fn sweep_temp_files(&self) -> Result<usize, StoreError> {
-        let mut folders = vec![self.root.clone()];
-        if self.shard {
-            let entries =
-                fs::read_dir(&self.root).map_err(|e| io_error("listing", &self.root, e))?;
-            for entry in entries.flatten() {
-                let name = entry.file_name();
-                if name.len() == 2 && entry.file_type().is_ok_and(|t| t.is_dir()) {
-                    folders.push(entry.path());
-                }
-            }
+        if self.read_only {
+            return Ok(0);
         }
+        let folders = self.folders()?;
         let mut removed = 0;
         for folder in folders {
             let entries = fs::read_dir(&folder).map_err(|e| io_error("listing", &folder, e))?;
@@ -105,12 +158,7 @@ impl DirStore {
         Ok(removed)
     }
 
-    fn write_temp(
-        &self,
-        folder: &Path,
-        key: &AccountKey,
-        jwt: &[u8],
-    ) -> Result<PathBuf, StoreError> {
+    fn write_temp(&self, folder: &Path, key: &K, jwt: &[u8]) -> Result<PathBuf, StoreError> {
         let n = self.temp_counter.fetch_add(1, Ordering::Relaxed);
         let temp = folder.join(format!(
             ".{}{TEMP_MARKER}{}-{n}",
@@ -142,8 +190,8 @@ fn sync_dir(dir: &Path) -> Result<(), StoreError> {
         .map_err(|e| io_error("syncing", dir, e))
 }
 
-impl JwtStore for DirStore {
-    fn load(&self, key: &AccountKey) -> Result<Option<Vec<u8>>, StoreError> {
+impl<K: StoreKey> JwtStore<K> for DirStore<K> {
+    fn load(&self, key: &K) -> Result<Option<Vec<u8>>, StoreError> {
         let path = self.path_of(key);
         match fs::read(&path) {
             Ok(bytes) => Ok(Some(bytes)),
@@ -152,11 +200,16 @@ impl JwtStore for DirStore {
         }
     }
 
-    fn save(&self, key: &AccountKey, jwt: &[u8]) -> Result<(), StoreError> {
+    fn save(&self, key: &K, jwt: &[u8]) -> Result<(), StoreError> {
+        if self.read_only {
+            return Err(StoreError::ReadOnly);
+        }
         let folder = self.folder(key);
-        if self.shard && !folder.is_dir() {
+        if !folder.is_dir() {
             fs::create_dir_all(&folder).map_err(|e| io_error("creating", &folder, e))?;
-            sync_dir(&self.root)?;
+            if let Some(parent) = folder.parent() {
+                sync_dir(parent)?;
+            }
         }
         let temp = self.write_temp(&folder, key, jwt)?;
         let target = self.path_of(key);
@@ -167,12 +220,32 @@ impl JwtStore for DirStore {
         sync_dir(&folder)
     }
 
+    fn keys(&self) -> Result<Vec<K>, StoreError> {
+        let mut keys = Vec::new();
+        for folder in self.folders()? {
+            let entries = fs::read_dir(&folder).map_err(|e| io_error("listing", &folder, e))?;
+            for entry in entries.flatten() {
+                if let Some(key) = self.key_of(&entry.path()) {
+                    keys.push(key);
+                }
+            }
+        }
+        keys.sort();
+        keys.dedup();
+        Ok(keys)
+    }
+
     fn describe(&self) -> String {
         format!(
-            "directory {}{}",
+            "{}directory {}{}",
+            if self.read_only { "read-only " } else { "" },
             self.root.display(),
             if self.shard { " (sharded)" } else { "" }
         )
+    }
+
+    fn is_read_only(&self) -> bool {
+        self.read_only
     }
 }
 
@@ -182,6 +255,28 @@ mod tests {
 
     fn key() -> AccountKey {
         AccountKey::parse(&nkeys::KeyPair::new_account().public_key()).unwrap()
+    }
+
+    #[test]
+    fn keys_lists_jwt_files_only_and_read_only_refuses_writes() {
+        for shard in [false, true] {
+            let tmp = tempfile::tempdir().unwrap();
+            let store: DirStore = DirStore::open(tmp.path(), shard).unwrap();
+            let (a, b) = (key(), key());
+            store.save(&a, b"a").unwrap();
+            store.save(&b, b"b").unwrap();
+            fs::write(tmp.path().join("notes.txt"), b"x").unwrap();
+            fs::write(tmp.path().join("NOTAKEY.jwt"), b"x").unwrap();
+            let mut expected = vec![a.clone(), b.clone()];
+            expected.sort();
+            assert_eq!(store.keys().unwrap(), expected);
+            let ro: DirStore = DirStore::open_read_only(tmp.path(), shard).unwrap();
+            assert!(matches!(ro.save(&a, b"new"), Err(StoreError::ReadOnly)));
+            assert_eq!(ro.load(&a).unwrap().as_deref(), Some(&b"a"[..]));
+        }
+        assert!(
+            DirStore::<AccountKey>::open_read_only(Path::new("/nonexistent/x"), false).is_err()
+        );
     }
 
     fn names(dir: &Path) -> Vec<String> {
@@ -196,7 +291,7 @@ mod tests {
     #[test]
     fn flat_layout_round_trip() {
         let tmp = tempfile::tempdir().unwrap();
-        let store = DirStore::open(tmp.path(), false).unwrap();
+        let store: DirStore = DirStore::open(tmp.path(), false).unwrap();
         let k = key();
         assert_eq!(store.load(&k).unwrap(), None);
         store.save(&k, b"first").unwrap();
@@ -208,7 +303,7 @@ mod tests {
     #[test]
     fn sharded_layout_uses_last_two_characters() {
         let tmp = tempfile::tempdir().unwrap();
-        let store = DirStore::open(&tmp.path().join("new/sub"), true).unwrap();
+        let store: DirStore = DirStore::open(&tmp.path().join("new/sub"), true).unwrap();
         let k = key();
         store.save(&k, b"jwt").unwrap();
         let expected = tmp
@@ -223,7 +318,7 @@ mod tests {
     #[test]
     fn failed_write_leaves_old_file_and_no_temp() {
         let tmp = tempfile::tempdir().unwrap();
-        let store = DirStore::open(tmp.path(), false).unwrap();
+        let store: DirStore = DirStore::open(tmp.path(), false).unwrap();
         let k = key();
         store.save(&k, b"old").unwrap();
         // Make the target a directory: the rename fails, the old content must stay unchanged.
@@ -239,7 +334,7 @@ mod tests {
     fn leftover_temp_files_are_swept_and_jwts_kept() {
         for shard in [false, true] {
             let tmp = tempfile::tempdir().unwrap();
-            let store = DirStore::open(tmp.path(), shard).unwrap();
+            let store: DirStore = DirStore::open(tmp.path(), shard).unwrap();
             let k = key();
             store.save(&k, b"kept").unwrap();
             let folder = store.path_of(&k).parent().unwrap().to_path_buf();
@@ -256,6 +351,6 @@ mod tests {
         let tmp = tempfile::tempdir().unwrap();
         let file = tmp.path().join("f");
         fs::write(&file, b"").unwrap();
-        assert!(DirStore::open(&file, false).is_err());
+        assert!(DirStore::<AccountKey>::open(&file, false).is_err());
     }
 }

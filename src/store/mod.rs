@@ -3,10 +3,43 @@
 //! saved). Calls block on file I/O, so async callers run them on the blocking pool.
 
 pub mod dir;
+pub mod memory;
+pub mod nsc;
+pub mod watch;
 
-use crate::keys::AccountKey;
+use crate::keys::{AccountKey, ActivationId};
 
 pub use dir::DirStore;
+pub use memory::MemoryStore;
+pub use nsc::NscStore;
+
+/// A key a store can file JWTs under: its text is safe as a file name.
+pub trait StoreKey:
+    Clone + Eq + std::hash::Hash + Ord + std::fmt::Debug + Send + Sync + 'static
+{
+    /// The key text (file name stem).
+    fn as_str(&self) -> &str;
+    /// The key a file stem names, when it is a valid key.
+    fn parse_key(text: &str) -> Option<Self>;
+}
+
+impl StoreKey for AccountKey {
+    fn as_str(&self) -> &str {
+        AccountKey::as_str(self)
+    }
+    fn parse_key(text: &str) -> Option<Self> {
+        AccountKey::parse(text).ok()
+    }
+}
+
+impl StoreKey for ActivationId {
+    fn as_str(&self) -> &str {
+        ActivationId::as_str(self)
+    }
+    fn parse_key(text: &str) -> Option<Self> {
+        ActivationId::parse(text).ok()
+    }
+}
 
 /// Why a store operation failed.
 #[derive(Debug, thiserror::Error)]
@@ -26,16 +59,24 @@ pub enum StoreError {
     ReadOnly,
 }
 
-/// A key → JWT store.
-pub trait JwtStore: Send + Sync + 'static {
+/// A key → JWT store (account keys by default, activation hash ids for activations).
+pub trait JwtStore<K: StoreKey = AccountKey>: Send + Sync + 'static {
     /// The stored JWT of `key`, or `None` when there is none.
-    fn load(&self, key: &AccountKey) -> Result<Option<Vec<u8>>, StoreError>;
+    fn load(&self, key: &K) -> Result<Option<Vec<u8>>, StoreError>;
 
     /// Stores `jwt` for `key`, replacing what was there. When this returns `Ok`, the new bytes
     /// are durable (they survive a crash or power loss) and readers see either the old or the
     /// new JWT, never a mix.
-    fn save(&self, key: &AccountKey, jwt: &[u8]) -> Result<(), StoreError>;
+    fn save(&self, key: &K, jwt: &[u8]) -> Result<(), StoreError>;
+
+    /// Every key that has a JWT, sorted.
+    fn keys(&self) -> Result<Vec<K>, StoreError>;
 
     /// A short description for logs, e.g. `directory /var/lib/nas (sharded)`.
     fn describe(&self) -> String;
+
+    /// `true` when [`JwtStore::save`] always fails with [`StoreError::ReadOnly`].
+    fn is_read_only(&self) -> bool {
+        false
+    }
 }

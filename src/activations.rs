@@ -1,0 +1,157 @@
+//! Activation tokens (Go v0.8 `/jwt/v1/activations`): stored under their hash id and announced
+//! on `$SYS.ACCOUNT.<issuer>.CLAIMS.ACTIVATE.<hash>`. Unlike the original, the issuer must be an
+//! account whose JWT we hold (or one of its signing keys) and expired tokens are refused.
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+
+use crate::accounts::{unix_now, Accounts, LookupError, StoredJwt};
+use crate::jwt;
+use crate::keys::{AccountKey, ActivationId};
+use crate::store::{JwtStore, StoreError};
+
+/// Why an activation was not stored.
+#[derive(Debug, thiserror::Error)]
+pub enum ActivationError {
+    /// Not acceptable (HTTP 400).
+    #[error("{0}")]
+    Rejected(String),
+    /// This server does not take POSTs (HTTP 405).
+    #[error("{0}")]
+    Refused(String),
+    /// The store failed (HTTP 500).
+    #[error("error saving activation JWT: {0}")]
+    Store(#[from] StoreError),
+    /// Reading the issuer account failed (HTTP 500).
+    #[error("error saving activation JWT: {0}")]
+    Lookup(#[from] LookupError),
+    /// A blocking task failed (HTTP 500).
+    #[error("error saving activation JWT: {0}")]
+    Task(String),
+}
+
+fn rejected(why: impl Into<String>) -> ActivationError {
+    ActivationError::Rejected(why.into())
+}
+
+/// Stores and serves activation tokens.
+pub struct Activations {
+    store: Arc<dyn JwtStore<ActivationId>>,
+    accounts: Arc<Accounts>,
+}
+
+impl std::fmt::Debug for Activations {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Activations")
+            .field("store", &self.store.describe())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Activations {
+    /// Activations kept in `store`; issuers are checked against `accounts`.
+    pub fn new(store: Arc<dyn JwtStore<ActivationId>>, accounts: Arc<Accounts>) -> Self {
+        Activations { store, accounts }
+    }
+
+    /// Checks and stores an activation token; returns its hash id.
+    pub async fn submit(&self, body: &[u8]) -> Result<ActivationId, ActivationError> {
+        if let Some(why) = &self.accounts.policy().refuse_posts {
+            return Err(ActivationError::Refused(why.clone()));
+        }
+        let text = std::str::from_utf8(body)
+            .map_err(|_| rejected("bad activation JWT in request: the body is not UTF-8 text"))?
+            .trim();
+        let (token, claims) = jwt::decode_activation(text)
+            .map_err(|e| rejected(format!("bad activation JWT in request: {e}")))?;
+        let std = &token.claims;
+        if !jwt::is_account_key(&std.sub) {
+            return Err(rejected(format!(
+                "bad activation JWT Subject in request: {} is not an account public key",
+                std.sub
+            )));
+        }
+        let now = unix_now();
+        if std.exp > 0 && now > std.exp {
+            return Err(rejected(
+                "activation JWT failed validation: claim is expired",
+            ));
+        }
+        if std.nbf > 0 && std.nbf > now {
+            return Err(rejected(
+                "activation JWT failed validation: claim is not yet valid",
+            ));
+        }
+        // The issuer: an account we hold, or a signing key of the account named in issuer_account.
+        let issuer_account = if claims.issuer_account.is_empty() {
+            std.iss.clone()
+        } else {
+            claims.issuer_account.clone()
+        };
+        let issuer_key = AccountKey::parse(&issuer_account).map_err(|_| {
+            rejected(format!(
+                "bad activation JWT Issuer in request: {} is not an account key",
+                std.iss
+            ))
+        })?;
+        let Some((issuer_jwt, _)) = self.accounts.lookup(&issuer_key).await? else {
+            return Err(rejected(format!(
+                "untrusted activation issuer: no JWT is stored for the issuing account {issuer_key}"
+            )));
+        };
+        if std.iss != issuer_account {
+            let text = String::from_utf8_lossy(&issuer_jwt.bytes);
+            let signing_keys = jwt::decode_account(text.trim())
+                .map(|(_, c)| c.signing_keys)
+                .unwrap_or_default();
+            if !signing_keys.iter().any(|k| k.key() == std.iss) {
+                return Err(rejected(format!(
+                    "untrusted activation issuer: {} is not a signing key of {issuer_key}",
+                    std.iss
+                )));
+            }
+        }
+        let hash = claims
+            .hash_id(&token)
+            .map_err(|e| rejected(format!("bad activation hash in request: {e}")))
+            .and_then(|h| {
+                ActivationId::parse(&h).map_err(|e| rejected(format!("bad activation hash: {e}")))
+            })?;
+        let store = self.store.clone();
+        let (id, bytes) = (hash.clone(), text.as_bytes().to_vec());
+        tokio::task::spawn_blocking(move || store.save(&id, &bytes))
+            .await
+            .map_err(|e| ActivationError::Task(e.to_string()))??;
+        tracing::info!(
+            "updated activation JWT - {}-{} - {:?}",
+            crate::keys::short_key(&std.iss),
+            crate::keys::short_key(&std.sub),
+            claims.subject
+        );
+        self.accounts
+            .notifier()
+            .activation_updated(&std.iss, &hash, Bytes::from(text.to_string()));
+        Ok(hash)
+    }
+
+    /// The stored activation with this hash id.
+    pub async fn lookup(&self, id: &ActivationId) -> Result<Option<StoredJwt>, LookupError> {
+        let store = self.store.clone();
+        let id = id.clone();
+        let bytes = tokio::task::spawn_blocking(move || store.load(&id))
+            .await
+            .map_err(|e| LookupError::Task(e.to_string()))??;
+        Ok(bytes.map(|b| StoredJwt::inspect(Bytes::from(b))))
+    }
+
+    /// Announces a stored activation again (GET `?notify=true`).
+    pub fn notify_again(&self, id: &ActivationId, jwt: &StoredJwt) {
+        let text = String::from_utf8_lossy(&jwt.bytes);
+        if let Ok((token, _)) = jwt::decode_activation(text.trim()) {
+            self.accounts
+                .notifier()
+                .activation_updated(&token.claims.iss, id, jwt.bytes.clone());
+        }
+    }
+}
