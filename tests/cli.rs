@@ -273,3 +273,25 @@ fn shipped_sample_configs_load() {
     assert!(seed.store.shard);
     assert_eq!(seed.nats.servers.len(), 2);
 }
+
+#[test]
+fn dump_prints_the_effective_configuration() {
+    let tmp = tempfile::tempdir().unwrap();
+    let nas = AccountServer::start_args(&[
+        "-hp",
+        "127.0.0.1:0",
+        "-dir",
+        tmp.path().join("d").to_str().unwrap(),
+        "-dump",
+    ]);
+    let line = nas
+        .logs
+        .wait_for("effective configuration", Duration::from_secs(5))
+        .expect("dump line");
+    assert!(line.contains("effective configuration"));
+    assert!(
+        nas.logs.text().contains("max_body_bytes: 1048576"),
+        "{}",
+        nas.logs.text()
+    );
+}
