@@ -452,24 +452,30 @@ impl Accounts {
         let store = self.store.clone();
         let owned_key = key.clone();
         let bytes = token.raw.as_bytes().to_vec();
-        let changed = tokio::task::spawn_blocking(move || -> Result<bool, SubmitError> {
-            if let Some(existing) = store.load(&owned_key)? {
-                if existing == bytes {
-                    return Ok(false);
+        let (changed, created) =
+            tokio::task::spawn_blocking(move || -> Result<(bool, bool), SubmitError> {
+                let existing = store.load(&owned_key)?;
+                let created = existing.is_none();
+                if let Some(existing) = existing {
+                    if existing == bytes {
+                        return Ok((false, false));
+                    }
+                    let stored = StoredJwt::inspect(Bytes::from(existing));
+                    if stored.jti.is_some() && stored.iat > posted_iat {
+                        return Err(SubmitError::Older {
+                            stored_iat: stored.iat,
+                            posted_iat,
+                        });
+                    }
                 }
-                let stored = StoredJwt::inspect(Bytes::from(existing));
-                if stored.jti.is_some() && stored.iat > posted_iat {
-                    return Err(SubmitError::Older {
-                        stored_iat: stored.iat,
-                        posted_iat,
-                    });
-                }
-            }
-            store.save(&owned_key, &bytes)?;
-            Ok(true)
-        })
-        .await
-        .map_err(|e| SubmitError::Task(e.to_string()))??;
+                store.save(&owned_key, &bytes)?;
+                Ok((true, created))
+            })
+            .await
+            .map_err(|e| SubmitError::Task(e.to_string()))??;
+        if created {
+            metrics::gauge!(crate::metrics::STORE_JWTS).increment(1.0);
+        }
         Ok(Submitted { token, changed })
     }
 }

@@ -12,6 +12,7 @@ pub mod http;
 pub mod jwt;
 pub mod keys;
 pub mod logging;
+pub mod metrics;
 pub mod notify;
 pub mod replica;
 pub mod server;

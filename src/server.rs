@@ -151,6 +151,12 @@ fn open_stores(config: &Config) -> Result<Stores, StartError> {
         },
     };
     tracing::info!("creating a store: {}", stores.accounts.describe());
+    let counted = stores.accounts.clone();
+    tokio::task::spawn_blocking(move || {
+        if let Ok(keys) = counted.keys() {
+            metrics::gauge!(crate::metrics::STORE_JWTS).set(keys.len() as f64);
+        }
+    });
     if stores.accounts.is_read_only() {
         tracing::info!("the store is read-only: POSTs are refused, changed files are announced");
     }
@@ -436,6 +442,10 @@ pub async fn start(config: &Config) -> Result<Running, StartError> {
         (None, None) => None,
         _ => return Err(TlsError::Incomplete.into()),
     };
+    if config.http.metrics {
+        crate::metrics::install().map_err(StartError::Conflict)?;
+        tracing::info!("serving Prometheus metrics on /metrics");
+    }
     let services = Arc::new(RwLock::new(Arc::new(build_services(config, None).await?)));
     let millis = |ms: u64| (ms > 0).then(|| Duration::from_millis(ms));
     let router = http::router(
@@ -447,6 +457,7 @@ pub async fn start(config: &Config) -> Result<Running, StartError> {
             max_body_bytes: config.http.max_body_bytes,
             read_timeout: millis(config.http.read_timeout_ms),
             write_timeout: millis(config.http.write_timeout_ms),
+            metrics: config.http.metrics,
         },
     );
     let listener = bind(config).await?;

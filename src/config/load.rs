@@ -102,6 +102,7 @@ pub fn from_map(map: &Map) -> Result<Loaded, ConfigError> {
                         "tls" => c.tls = cx.tls(&p, n)?,
                         "maxbodysize" => c.max_body_bytes = positive(&p, n)?,
                         "maxconnections" => c.max_connections = positive(&p, n)?,
+                        "metrics" => c.metrics = boolean(&p, n)?,
                         _ => cx.unknown(&p, n),
                     }
                 }

@@ -86,6 +86,8 @@ pub struct HttpConfig {
     pub max_body_bytes: usize,
     /// `maxconnections`: most HTTP connections served at once.
     pub max_connections: usize,
+    /// `metrics`: serve Prometheus metrics on `/metrics`.
+    pub metrics: bool,
 }
 
 /// A `tls { ... }` block.
@@ -147,6 +149,7 @@ impl Default for Config {
                 tls: TlsConfig::default(),
                 max_body_bytes: 1024 * 1024,
                 max_connections: 10_000,
+                metrics: false,
             },
             store: StoreConfig::default(),
             operator_jwt_path: None,

@@ -194,6 +194,7 @@ pub(super) async fn post_account(
     };
     match state.accounts().submit(&key, &body).await {
         Ok(done) => {
+            crate::metrics::post_outcome(if done.changed { "stored" } else { "unchanged" });
             tracing::info!(
                 "updated JWT for account - {} - {}{}",
                 key.short(),
@@ -203,20 +204,24 @@ pub(super) async fn post_account(
             StatusCode::OK.into_response()
         }
         Err(SubmitError::Rejected(why)) => {
+            crate::metrics::post_outcome("rejected");
             tracing::error!("{} - rejected JWT - {why}", key.short());
             text_error(StatusCode::BAD_REQUEST, &why.to_string())
         }
         Err(e @ SubmitError::Older { .. }) => {
+            crate::metrics::post_outcome("older");
             tracing::error!("{} - rejected JWT - {e}", key.short());
             text_error(StatusCode::CONFLICT, &e.to_string())
         }
         Err(SubmitError::Refused(why)) => {
+            crate::metrics::post_outcome("refused");
             let mut resp = text_error(StatusCode::METHOD_NOT_ALLOWED, &why);
             resp.headers_mut()
                 .insert(header::ALLOW, HeaderValue::from_static("GET"));
             resp
         }
         Err(SubmitError::Accepted(text)) => {
+            crate::metrics::post_outcome("accepted_for_signing");
             tracing::info!(
                 "{} - JWT accepted by the signing service, not stored yet",
                 key.short()
@@ -229,6 +234,7 @@ pub(super) async fn post_account(
                 .into_response()
         }
         Err(SubmitError::Signing(e)) => {
+            crate::metrics::post_outcome("signing_failed");
             use crate::notify::RequestError;
             let status = match e {
                 RequestError::Unavailable | RequestError::NoResponders(_) => {
@@ -242,6 +248,7 @@ pub(super) async fn post_account(
             text_error(status, &message)
         }
         Err(e) => {
+            crate::metrics::post_outcome("error");
             tracing::error!("{} - {e}", key.short());
             text_error(StatusCode::INTERNAL_SERVER_ERROR, &e.to_string())
         }

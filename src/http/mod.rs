@@ -62,6 +62,8 @@ pub struct Limits {
     pub read_timeout: Option<Duration>,
     /// Time a request may take from its headers to its response (503 after it).
     pub write_timeout: Option<Duration>,
+    /// Serve `/metrics` and record request metrics.
+    pub metrics: bool,
 }
 
 /// Builds the router with every route of the API.
@@ -86,7 +88,15 @@ pub fn router(state: AppState, limits: &Limits) -> Router {
             "/jwt/v1/activations/{hash}",
             get(activations::get_activation),
         )
-        .route("/jwt/v1/pack", get(pack::pack))
+        .route("/jwt/v1/pack", get(pack::pack));
+    let router = if limits.metrics {
+        router
+            .route("/metrics", get(metrics_text))
+            .route_layer(axum::middleware::from_fn(crate::metrics::track))
+    } else {
+        router
+    };
+    let router = router
         .fallback(not_found)
         .layer(axum::extract::DefaultBodyLimit::max(limits.max_body_bytes));
     let router = match limits.read_timeout {
@@ -105,6 +115,13 @@ pub fn router(state: AppState, limits: &Limits) -> Router {
 
 async fn healthz() -> StatusCode {
     StatusCode::OK
+}
+
+async fn metrics_text() -> Response {
+    match crate::metrics::render() {
+        Some(text) => ok_body("text/plain; version=0.0.4", text),
+        None => text_error(StatusCode::NOT_FOUND, "metrics are not enabled"),
+    }
 }
 
 async fn not_found() -> Response {

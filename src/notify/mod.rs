@@ -112,11 +112,13 @@ impl Shared {
         if pending.get(subject) == Some(sent) {
             pending.remove(subject);
         }
+        metrics::gauge!(crate::metrics::NOTIFICATIONS_PENDING).set(pending.len() as f64);
     }
 
     /// Records the connection state.
     pub(crate) fn set_connected(&self, up: bool) {
         self.connected.store(up, Ordering::SeqCst);
+        metrics::gauge!(crate::metrics::NATS_CONNECTED).set(if up { 1.0 } else { 0.0 });
         if up {
             self.wake.notify_one();
         }
@@ -128,6 +130,7 @@ impl Shared {
 
     pub(crate) fn set_closed(&self) {
         self.connected.store(false, Ordering::SeqCst);
+        metrics::gauge!(crate::metrics::NATS_CONNECTED).set(0.0);
         self.closed.notify_one();
     }
 
@@ -175,7 +178,12 @@ impl Notifier {
             tracing::info!("skipping notification for {label}, no NATS configured");
             return Delivery::Skipped;
         };
-        shared.lock_pending().insert(subject, payload);
+        let waiting = {
+            let mut pending = shared.lock_pending();
+            pending.insert(subject, payload);
+            pending.len()
+        };
+        metrics::gauge!(crate::metrics::NOTIFICATIONS_PENDING).set(waiting as f64);
         if !shared.connected.load(Ordering::SeqCst) {
             tracing::info!(
                 "NATS is not connected: the notification for {label} is pending and will be sent when it is"

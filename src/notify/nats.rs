@@ -277,10 +277,14 @@ async fn send_pending(
             match tokio::time::timeout(Duration::from_secs(5), sent).await {
                 Ok(Ok(())) => {
                     shared.mark_sent(&subject, &payload);
+                    metrics::counter!(crate::metrics::NOTIFICATIONS, "result" => "sent")
+                        .increment(1);
                     tracing::info!("sent update notification for {label}");
                     tokio::spawn(report_replies(tallies.clone(), reply));
                 }
                 Ok(Err(e)) => {
+                    metrics::counter!(crate::metrics::NOTIFICATIONS, "result" => "failed")
+                        .increment(1);
                     lock(&tallies).remove(&reply);
                     tracing::warn!(
                         "could not send the notification for {label} ({e}); it stays pending"
@@ -288,6 +292,8 @@ async fn send_pending(
                     break;
                 }
                 Err(_) => {
+                    metrics::counter!(crate::metrics::NOTIFICATIONS, "result" => "failed")
+                        .increment(1);
                     lock(&tallies).remove(&reply);
                     tracing::warn!(
                         "sending the notification for {label} timed out; it stays pending"
