@@ -100,24 +100,42 @@ struct Peeked {
     iat: i64,
 }
 
+/// The claims read from a payload (borrowed where possible; unknown fields are skipped).
+#[derive(serde::Deserialize)]
+struct PeekClaims<'a> {
+    #[serde(borrow)]
+    jti: Option<std::borrow::Cow<'a, str>>,
+    #[serde(default)]
+    exp: Option<serde_json::Number>,
+    #[serde(default)]
+    iat: Option<serde_json::Number>,
+}
+
 /// `jti`, `exp` and `iat` from a token's payload, without any signature check.
 fn peek_claims(token: &[u8]) -> Option<Peeked> {
-    let text = std::str::from_utf8(token).ok()?;
-    let mut parts = text.trim().split('.');
+    let text = std::str::from_utf8(token).ok()?.trim();
+    let mut parts = text.split('.');
     let _header = parts.next()?;
-    let payload: String = parts
-        .next()?
-        .chars()
-        .filter(|c| *c != '\r' && *c != '\n')
-        .collect();
-    let json = base64::engine::general_purpose::URL_SAFE_NO_PAD
-        .decode(payload)
-        .ok()?;
-    let value: serde_json::Value = serde_json::from_slice(&json).ok()?;
+    let payload = parts.next()?;
+    let json = if payload.contains(['\r', '\n']) {
+        let cleaned: String = payload
+            .chars()
+            .filter(|c| *c != '\r' && *c != '\n')
+            .collect();
+        base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .decode(cleaned)
+            .ok()?
+    } else {
+        base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .decode(payload)
+            .ok()?
+    };
+    let claims: PeekClaims<'_> = serde_json::from_slice(&json).ok()?;
+    let int = |n: Option<serde_json::Number>| n.and_then(|n| n.as_i64()).unwrap_or(0);
     Some(Peeked {
-        jti: value.get("jti")?.as_str()?.to_string(),
-        exp: value.get("exp").and_then(|e| e.as_i64()).unwrap_or(0),
-        iat: value.get("iat").and_then(|e| e.as_i64()).unwrap_or(0),
+        jti: claims.jti?.into_owned(),
+        exp: int(claims.exp),
+        iat: int(claims.iat),
     })
 }
 
@@ -148,6 +166,7 @@ pub struct Accounts {
     notifier: Notifier,
     locks: Vec<tokio::sync::Mutex<()>>,
     policy: Policy,
+    cache: Option<crate::cache::JwtCache>,
 }
 
 impl std::fmt::Debug for Accounts {
@@ -180,6 +199,9 @@ pub struct Policy {
     pub primary: Option<Arc<crate::replica::Primary>>,
     /// Most JWTs in one pack (`maxreplicationpack`).
     pub pack_limit: usize,
+    /// Bytes of hot JWTs kept in memory (0 = no cache). Only for stores whose files are
+    /// watched, so that every change reaches the cache.
+    pub cache_bytes: usize,
 }
 
 impl Accounts {
@@ -188,6 +210,7 @@ impl Accounts {
     pub fn new(trust: Arc<Trust>, store: Arc<dyn JwtStore>, notifier: Notifier) -> Self {
         let policy = Policy {
             pack_limit: 10_000,
+            cache_bytes: 0,
             ..Policy::default()
         };
         Self::with_policy(trust, store, notifier, policy)
@@ -207,6 +230,8 @@ impl Accounts {
             locks: (0..LOCK_SHARDS)
                 .map(|_| tokio::sync::Mutex::new(()))
                 .collect(),
+            cache: (policy.cache_bytes > 0)
+                .then(|| crate::cache::JwtCache::new(policy.cache_bytes)),
             policy,
         }
     }
@@ -242,13 +267,11 @@ impl Accounts {
         &self.locks[(hash as usize) % self.locks.len()]
     }
 
+    /// Reads `key`'s stored bytes. Reads of small files are served from the page cache, so
+    /// they run on the calling task instead of a hop to the blocking pool (the GET hot path);
+    /// writes, which fsync, always go to the blocking pool.
     async fn load_raw(&self, key: &AccountKey) -> Result<Option<Vec<u8>>, LookupError> {
-        let store = self.store.clone();
-        let key = key.clone();
-        tokio::task::spawn_blocking(move || store.load(&key))
-            .await
-            .map_err(|e| LookupError::Task(e.to_string()))?
-            .map_err(LookupError::from)
+        Ok(self.store.load(key)?)
     }
 
     /// The JWT to serve for `key`: the stored one (checked first when the policy says so), else
@@ -258,12 +281,17 @@ impl Accounts {
         &self,
         key: &AccountKey,
     ) -> Result<Option<(StoredJwt, Source)>, LookupError> {
+        if let Some(hit) = self.cache.as_ref().and_then(|c| c.get(key)) {
+            return Ok(Some((hit, Source::Store)));
+        }
+        let epoch = self.cache.as_ref().map(|c| c.epoch(key));
         if let Some(bytes) = self.load_raw(key).await? {
             if !self.policy.verify_reads || self.readable(key, &bytes) {
-                return Ok(Some((
-                    StoredJwt::inspect(Bytes::from(bytes)),
-                    Source::Store,
-                )));
+                let jwt = StoredJwt::inspect(Bytes::from(bytes));
+                if let (Some(cache), Some(epoch)) = (&self.cache, epoch) {
+                    cache.put(key, jwt.clone(), epoch);
+                }
+                return Ok(Some((jwt, Source::Store)));
             }
         }
         if let Some(sys) = self.trust.system_account() {
@@ -371,10 +399,24 @@ impl Accounts {
         self.notifier.account_updated(key, jwt);
     }
 
+    /// Drops `key` from the in-memory cache (its file changed).
+    pub fn forget(&self, key: &AccountKey) {
+        if let Some(cache) = &self.cache {
+            cache.invalidate(key);
+        }
+    }
+
     /// Handles an account file that changed in a watched read-only store: when it holds a
     /// valid, trusted JWT for the account its name says, nats-servers are told. Returns `true`
     /// when a notification was queued.
     pub fn file_changed(&self, path: &std::path::Path, bytes: &[u8]) -> bool {
+        if let Some(key) = path
+            .file_stem()
+            .and_then(|s| s.to_str())
+            .and_then(|s| AccountKey::parse(s).ok())
+        {
+            self.forget(&key);
+        }
         let text = String::from_utf8_lossy(bytes);
         let text = text.trim();
         let sub = match crate::jwt::decode_account(text) {
@@ -475,6 +517,9 @@ impl Accounts {
             .map_err(|e| SubmitError::Task(e.to_string()))??;
         if created {
             metrics::gauge!(crate::metrics::STORE_JWTS).increment(1.0);
+        }
+        if changed {
+            self.forget(key);
         }
         Ok(Submitted { token, changed })
     }

@@ -99,8 +99,11 @@ impl Drop for Services {
 struct Stores {
     accounts: Arc<dyn JwtStore>,
     activations: Arc<dyn JwtStore<ActivationId>>,
-    /// A folder to watch for hand edits (read-only and nsc modes).
+    /// A folder to watch for hand edits (read-only and nsc modes: announced).
     watch: Option<PathBuf>,
+    /// A directory whose files are named by key: its hot JWTs may be cached in memory, with
+    /// a watch keeping the cache in step.
+    cacheable: Option<PathBuf>,
 }
 
 /// Opens the configured stores: nsc folder, read-only or writable directory, or memory.
@@ -122,6 +125,7 @@ fn open_stores(config: &Config) -> Result<Stores, StartError> {
                 Err(_) => Arc::new(MemoryStore::<ActivationId>::default()),
             },
             watch: Some(dir.clone()),
+            cacheable: Some(dir.clone()),
         },
         (Some(dir), _) => {
             let store = Arc::new(DirStore::open(dir, s.shard)?);
@@ -137,17 +141,20 @@ fn open_stores(config: &Config) -> Result<Stores, StartError> {
                     false,
                 )),
                 watch: None,
+                cacheable: Some(dir.clone()),
             }
         }
         (None, Some(nsc)) => Stores {
             accounts: Arc::new(NscStore::open(nsc)?),
             activations: Arc::new(MemoryStore::<ActivationId>::default()),
             watch: Some(nsc.clone()),
+            cacheable: None,
         },
         (None, None) => Stores {
             accounts: Arc::new(MemoryStore::default()),
             activations: Arc::new(MemoryStore::<ActivationId>::default()),
             watch: None,
+            cacheable: None,
         },
     };
     tracing::info!("creating a store: {}", stores.accounts.describe());
@@ -260,6 +267,11 @@ pub async fn build_services(
         }),
         primary: primary.clone(),
         pack_limit: usize::try_from(config.max_replication_pack).unwrap_or(0),
+        cache_bytes: if stores.cacheable.is_some() {
+            config.store.cache_bytes
+        } else {
+            0
+        },
     };
     let accounts = Arc::new(Accounts::with_policy(
         Arc::new(trust),
@@ -297,16 +309,29 @@ pub async fn build_services(
             }
         }));
     }
-    let watch = match &stores.watch {
-        Some(path) => {
-            Some(
-                watch::watch(path, accounts.clone()).map_err(|e| StartError::Watch {
+    let watch = match (&stores.watch, &stores.cacheable) {
+        (Some(path), _) => Some(
+            watch::watch(path, accounts.clone(), watch::Mode::Announce).map_err(|e| {
+                StartError::Watch {
                     path: path.display().to_string(),
                     reason: e.to_string(),
-                })?,
-            )
+                }
+            })?,
+        ),
+        (None, Some(path)) if config.store.cache_bytes > 0 => {
+            // Setting up a recursive watch lists the whole store: keep it off the start path.
+            let (path, accounts) = (path.clone(), accounts.clone());
+            let slot = Arc::new(std::sync::Mutex::new(None));
+            let filled = slot.clone();
+            tokio::task::spawn_blocking(move || {
+                match watch::watch(&path, accounts, watch::Mode::Invalidate) {
+                    Ok(w) => *filled.lock().unwrap_or_else(|e| e.into_inner()) = Some(w),
+                    Err(e) => tracing::warn!("cannot watch {}: {e}", path.display()),
+                }
+            });
+            Some(watch::Watch::deferred(slot))
         }
-        None => None,
+        _ => None,
     };
     Ok(Services {
         accounts,

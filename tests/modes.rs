@@ -289,3 +289,57 @@ fn nsc_operator_folder_is_served_read_only() {
     assert_eq!(err.0, Some(1));
     assert!(err.1.contains("not an nsc operator folder"), "{}", err.1);
 }
+
+#[test]
+fn hand_edits_of_a_writable_store_reach_the_jwt_cache() {
+    let w = World::new();
+    let store = w.path("jwt");
+    let nas = AccountServer::start(
+        w.dir.path(),
+        &nas_config(&store, Some(&w.operator_path), ""),
+    );
+    let a = nkeys::KeyPair::new_account();
+    let key = a.public_key();
+    let path = format!("/jwt/v1/accounts/{key}");
+    let t0 = now();
+    let v = |i: i64| {
+        let mut c = account_claims("A", &key);
+        c["iat"] = json!(t0 + i);
+        sign(&c, &w.signing_key)
+    };
+    assert_eq!(nas.post_account(&key, &v(0)).status, 200);
+    // Served (and cached) a few times.
+    for _ in 0..3 {
+        assert_eq!(nas.get(&path).text(), v(0));
+    }
+    // A POST replaces it at once.
+    assert_eq!(nas.post_account(&key, &v(1)).status, 200);
+    assert_eq!(nas.get(&path).text(), v(1));
+    // A hand edit (rename into place, as deploy tools do) and a plain rewrite are picked up.
+    for (i, rename) in [(2, true), (3, false)] {
+        let file = store.join(format!("{key}.jwt"));
+        if rename {
+            replace_file(&file, &v(i));
+        } else {
+            std::fs::write(&file, v(i)).unwrap();
+        }
+        let deadline = std::time::Instant::now() + Duration::from_secs(5);
+        while nas.get(&path).text() != v(i) {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "edit {i} never served"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+    // Removing the file removes it from service.
+    std::fs::remove_file(store.join(format!("{key}.jwt"))).unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    while nas.get(&path).status != 404 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "removed file still served"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}

@@ -117,6 +117,7 @@ pub fn from_map(map: &Map) -> Result<Loaded, ConfigError> {
                         "cleanupinterval" => c.cleanup_interval_ms = integer(&p, n)?,
                         "nsc" => c.nsc = Some(path_value(&p, n)?),
                         "readonly" => c.readonly = boolean(&p, n)?,
+                        "cachesize" => c.cache_bytes = unsigned(&p, n)? as usize,
                         _ => cx.unknown(&p, n),
                     }
                 }

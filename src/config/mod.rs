@@ -121,6 +121,8 @@ pub struct StoreConfig {
     pub nsc: Option<PathBuf>,
     /// Serve the directory read-only.
     pub readonly: bool,
+    /// `cachesize`: bytes of hot JWTs kept in memory for GETs (0 = none).
+    pub cache_bytes: usize,
 }
 
 impl Default for Config {
@@ -151,7 +153,10 @@ impl Default for Config {
                 max_connections: 10_000,
                 metrics: false,
             },
-            store: StoreConfig::default(),
+            store: StoreConfig {
+                cache_bytes: 4 * 1024 * 1024,
+                ..StoreConfig::default()
+            },
             operator_jwt_path: None,
             system_account_jwt_path: None,
             primary: None,

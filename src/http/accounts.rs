@@ -4,10 +4,10 @@
 use axum::body::Bytes;
 use axum::extract::rejection::{BytesRejection, PathRejection};
 use axum::extract::{Path, RawQuery, State};
-use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 
-use super::{decode, ok_body, text_error, AppState, Flags};
+use super::{decode, ok_body, text_error, AppState, Flags, IfNoneMatch};
 use crate::accounts::{unix_now, Source, StoredJwt, SubmitError};
 use crate::keys::AccountKey;
 
@@ -64,12 +64,13 @@ pub(crate) fn cache_control(exp: i64, now: i64) -> String {
 }
 
 /// RFC 9110 weak comparison of an `If-None-Match` header against our ETag (`*` matches).
-pub(crate) fn if_none_match_hits(headers: &HeaderMap, etag: &str) -> bool {
+pub(crate) fn if_none_match_hits(header: &IfNoneMatch, etag: &str) -> bool {
     let bare = etag.trim_matches('"');
-    headers
-        .get_all(header::IF_NONE_MATCH)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
+    header
+        .0
+        .as_ref()
+        .and_then(|v| v.to_str().ok())
+        .into_iter()
         .flat_map(|v| v.split(','))
         .map(|tag| tag.trim())
         .any(|tag| tag == "*" || tag.trim_start_matches("W/").trim_matches('"') == bare)
@@ -80,7 +81,7 @@ pub(super) async fn get_account(
     State(state): State<AppState>,
     pubkey: Result<Path<String>, PathRejection>,
     RawQuery(query): RawQuery,
-    headers: HeaderMap,
+    if_none_match: IfNoneMatch,
 ) -> Response {
     let flags = Flags::parse(query.as_deref());
     if flags.jti.is_some() {
@@ -106,7 +107,7 @@ pub(super) async fn get_account(
         tracing::trace!("returning system JWT from configuration");
     }
     let notify_jwt = jwt.bytes.clone();
-    serve_stored(jwt, &flags, &headers, key.short(), || {
+    serve_stored(jwt, &flags, &if_none_match, key.short(), || {
         state.accounts().notify_again(&key, notify_jwt)
     })
 }
@@ -116,7 +117,7 @@ pub(super) async fn get_account(
 pub(crate) fn serve_stored(
     jwt: StoredJwt,
     flags: &Flags,
-    headers: &HeaderMap,
+    if_none_match: &IfNoneMatch,
     label: &str,
     notify: impl FnOnce(),
 ) -> Response {
@@ -139,7 +140,7 @@ pub(crate) fn serve_stored(
     }
     let etag = format!("\"{jti}\"");
     let etag_value = HeaderValue::from_str(&etag).ok();
-    if if_none_match_hits(headers, &etag) {
+    if if_none_match_hits(if_none_match, &etag) {
         let mut resp = StatusCode::NOT_MODIFIED.into_response();
         if let Some(v) = etag_value {
             resp.headers_mut().insert(header::ETAG, v);
@@ -271,16 +272,12 @@ mod tests {
 
     #[test]
     fn if_none_match_forms() {
-        let h = |v: &str| {
-            let mut m = HeaderMap::new();
-            m.insert(header::IF_NONE_MATCH, HeaderValue::from_str(v).unwrap());
-            m
-        };
+        let h = |v: &str| IfNoneMatch(Some(HeaderValue::from_str(v).unwrap()));
         assert!(if_none_match_hits(&h("\"J\""), "\"J\""));
         assert!(if_none_match_hits(&h("W/\"J\""), "\"J\""));
         assert!(if_none_match_hits(&h("\"X\", \"J\""), "\"J\""));
         assert!(if_none_match_hits(&h("*"), "\"J\""));
         assert!(!if_none_match_hits(&h("\"JJ\""), "\"J\""));
-        assert!(!if_none_match_hits(&HeaderMap::new(), "\"J\""));
+        assert!(!if_none_match_hits(&IfNoneMatch(None), "\"J\""));
     }
 }

@@ -3,11 +3,11 @@
 use axum::body::Bytes;
 use axum::extract::rejection::{BytesRejection, PathRejection};
 use axum::extract::{Path, RawQuery, State};
-use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 
 use super::accounts::serve_stored;
-use super::{text_error, AppState, Flags};
+use super::{text_error, AppState, Flags, IfNoneMatch};
 use crate::activations::ActivationError;
 use crate::keys::ActivationId;
 
@@ -44,7 +44,7 @@ pub(super) async fn get_activation(
     State(state): State<AppState>,
     hash: Result<Path<String>, PathRejection>,
     RawQuery(query): RawQuery,
-    headers: HeaderMap,
+    if_none_match: IfNoneMatch,
 ) -> Response {
     let flags = Flags::parse(query.as_deref());
     let id = match hash.ok().and_then(|Path(h)| ActivationId::parse(&h).ok()) {
@@ -64,7 +64,7 @@ pub(super) async fn get_activation(
     serve_stored(
         jwt,
         &flags,
-        &headers,
+        &if_none_match,
         crate::keys::short_key(id.as_str()),
         || activations.notify_again(&id, &copy),
     )

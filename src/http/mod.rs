@@ -15,7 +15,7 @@ use std::time::Duration;
 use axum::body::Body;
 use axum::http::{header, HeaderValue, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::{get, post, MethodRouter};
 use axum::Router;
 use tower_http::cors::{AllowHeaders, AllowOrigin, CorsLayer};
 
@@ -73,6 +73,15 @@ pub fn router(state: AppState, limits: &Limits) -> Router {
         .allow_methods([Method::GET, Method::POST])
         .allow_headers(AllowHeaders::mirror_request())
         .expose_headers([header::AUTHORIZATION]);
+    // The write timeout bounds request handling; it matters for POSTs (fsync, signing
+    // service); GETs answer from local files and skip the per-request timer.
+    let write_limited = |route: MethodRouter<AppState>| match limits.write_timeout {
+        Some(d) => route.layer(tower_http::timeout::TimeoutLayer::with_status_code(
+            StatusCode::SERVICE_UNAVAILABLE,
+            d,
+        )),
+        None => route,
+    };
     let router = Router::new()
         .route("/healthz", get(healthz))
         .route("/jwt/v1/help", get(help::help))
@@ -81,9 +90,12 @@ pub fn router(state: AppState, limits: &Limits) -> Router {
         .route("/jwt/v1/accounts/", get(accounts::resolver_check))
         .route(
             "/jwt/v1/accounts/{pubkey}",
-            get(accounts::get_account).post(accounts::post_account),
+            get(accounts::get_account).merge(write_limited(post(accounts::post_account))),
         )
-        .route("/jwt/v1/activations", post(activations::post_activation))
+        .route(
+            "/jwt/v1/activations",
+            write_limited(post(activations::post_activation)),
+        )
         .route(
             "/jwt/v1/activations/{hash}",
             get(activations::get_activation),
@@ -101,13 +113,6 @@ pub fn router(state: AppState, limits: &Limits) -> Router {
         .layer(axum::extract::DefaultBodyLimit::max(limits.max_body_bytes));
     let router = match limits.read_timeout {
         Some(d) => router.layer(tower_http::timeout::RequestBodyTimeoutLayer::new(d)),
-        None => router,
-    };
-    let router = match limits.write_timeout {
-        Some(d) => router.layer(tower_http::timeout::TimeoutLayer::with_status_code(
-            StatusCode::SERVICE_UNAVAILABLE,
-            d,
-        )),
         None => router,
     };
     router.layer(cors).with_state(state)
@@ -157,6 +162,23 @@ pub(crate) fn ok_body(content_type: &'static str, body: impl Into<Body>) -> Resp
         body.into(),
     )
         .into_response()
+}
+
+/// The `If-None-Match` request header, extracted without cloning the whole header map.
+#[derive(Debug, Default)]
+pub(crate) struct IfNoneMatch(pub Option<HeaderValue>);
+
+impl<S: Send + Sync> axum::extract::FromRequestParts<S> for IfNoneMatch {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        _state: &S,
+    ) -> Result<Self, Self::Rejection> {
+        Ok(IfNoneMatch(
+            parts.headers.get(header::IF_NONE_MATCH).cloned(),
+        ))
+    }
 }
 
 /// The boolean query flags of the GET routes. As in the Go server, a flag is on when its

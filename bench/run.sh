@@ -1,0 +1,198 @@
+#!/usr/bin/env bash
+# Benchmark, in ONE run: our server against nginx serving the same sharded store as static files.
+# Installs wrk and nginx from Debian when missing. Loopback only; every process started here is
+# stopped here (by PID). Prints a markdown table.
+#
+#   bench/run.sh                 # full run (10k and 100k accounts, 1M for the start time)
+#   MILLION=0 bench/run.sh       # skip the 1M start-time measurement
+#   DURATION=5 bench/run.sh      # seconds per wrk run (default 10)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+DURATION=${DURATION:-10}
+MILLION=${MILLION:-1}
+SERVER_CPU=${SERVER_CPU:-0}
+LOAD_CPU=${LOAD_CPU:-1}
+WORK=${BENCH_DIR:-/tmp/nas-bench}
+
+need() { command -v "$1" >/dev/null 2>&1 || [ -x "/usr/sbin/$1" ]; }
+for pkg in wrk nginx; do
+  if ! need "$pkg"; then
+    echo "installing $pkg from Debian" >&2
+    SUDO=""; [ "$(id -u)" = 0 ] || SUDO=sudo
+    $SUDO apt-get install -y "$pkg" >/dev/null || { $SUDO apt-get update >/dev/null && $SUDO apt-get install -y "$pkg" >/dev/null; }
+  fi
+done
+NGINX=$(command -v nginx || echo /usr/sbin/nginx)
+command -v python3 >/dev/null || { echo "python3 is needed for the start-time probe" >&2; exit 1; }
+
+cargo build --release --quiet --bin nats-account-server --example benchgen
+NAS=$PWD/target/release/nats-account-server
+GEN=$PWD/target/release/examples/benchgen
+
+rm -rf "$WORK"; mkdir -p "$WORK"; chmod 755 "$WORK"
+pids=()
+cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; }
+trap cleanup EXIT
+stop() { kill "$1" 2>/dev/null || true; wait "$1" 2>/dev/null || true; }
+
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+wait_port() { for _ in $(seq 1 200); do (echo > "/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0; sleep 0.05; done; echo "port $1 never opened" >&2; return 1; }
+
+# wrk output → "req/s p50_ms p99_ms errors"
+wrk_run() { # port conns script env...
+  local port=$1 conns=$2 script=$3; shift 3
+  local out
+  out=$(env "$@" taskset -c "$LOAD_CPU" wrk -t1 -c"$conns" -d"${DURATION}s" --latency -s "$script" "http://127.0.0.1:$port" 2>&1)
+  echo "$out" >> "$WORK/wrk.log"
+  python3 - "$out" <<'PY'
+import re, sys
+out = sys.argv[1]
+def ms(label):
+    m = re.search(r"^\s*%s%%\s+([\d.]+)(us|ms|s)\s*$" % label, out, re.M)
+    if not m: return float("nan")
+    v, u = float(m.group(1)), m.group(2)
+    return v / 1000 if u == "us" else v * 1000 if u == "s" else v
+rps = re.search(r"Requests/sec:\s+([\d.]+)", out)
+non2xx = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", out)
+errs = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", out)
+e = (int(non2xx.group(1)) if non2xx else 0) + (sum(map(int, errs.groups())) if errs else 0)
+print(f"{float(rps.group(1)) if rps else 0:.0f} {ms('50'):.3f} {ms('99'):.3f} {e}")
+PY
+}
+
+start_nas() { # store port -> pid
+  cat > "$WORK/nas.conf" <<CONF
+operatorjwtpath: "$WORK/operator.jwt"
+http { host: 127.0.0.1, port: $2 }
+store { dir: "$1", shard: true }
+logging { time: false, colors: false }
+CONF
+  taskset -c "$SERVER_CPU" "$NAS" -c "$WORK/nas.conf" > /dev/null 2>> "$WORK/nas.log" &
+  echo $!
+}
+
+start_nginx() { # store port -> pid
+  mkdir -p "$WORK/nginx"
+  cat > "$WORK/nginx/nginx.conf" <<CONF
+worker_processes 1;
+daemon off;
+$( [ "$(id -u)" = 0 ] && echo "user root;" )
+pid $WORK/nginx/nginx.pid;
+error_log $WORK/nginx/error.log warn;
+events { worker_connections 4096; }
+http {
+  access_log off;
+  etag on;
+  sendfile on;
+  tcp_nopush on;
+  keepalive_requests 1000000;
+  client_body_temp_path $WORK/nginx/body;
+  proxy_temp_path $WORK/nginx/proxy;
+  fastcgi_temp_path $WORK/nginx/fastcgi;
+  uwsgi_temp_path $WORK/nginx/uwsgi;
+  scgi_temp_path $WORK/nginx/scgi;
+  server {
+    listen 127.0.0.1:$2;
+    location ~ "^/jwt/v1/accounts/(A[A-Z2-7]{53}([A-Z2-7]{2}))$" {
+      default_type application/jwt;
+      alias $1/\$2/\$1.jwt;
+    }
+  }
+}
+CONF
+  taskset -c "$SERVER_CPU" "$NGINX" -c "$WORK/nginx/nginx.conf" -p "$WORK/nginx" > /dev/null 2>&1 &
+  echo $!
+}
+
+rss_kib() { awk '/VmRSS/ {print $2}' "/proc/$1/status"; }
+# Both servers read the same files: start each GET run with them in the page cache.
+warm() { find "$1" -name '*.jwt' -print0 | xargs -0 cat > /dev/null; }
+
+start_time_ms() { # store -> ms from exec to the first 200 on /jwt/v1/accounts/
+  local port; port=$(free_port)
+  cat > "$WORK/nas-start.conf" <<CONF
+operatorjwtpath: "$WORK/operator.jwt"
+http { host: 127.0.0.1, port: $port }
+store { dir: "$1", shard: true }
+logging { time: false, colors: false }
+CONF
+  python3 - "$NAS" "$WORK/nas-start.conf" "$port" "$SERVER_CPU" <<'PY'
+import http.client, subprocess, sys, time
+nas, conf, port, cpu = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4]
+t0 = time.perf_counter()
+p = subprocess.Popen(["taskset", "-c", cpu, nas, "-c", conf], stderr=subprocess.DEVNULL)
+try:
+    deadline = t0 + 30
+    while time.perf_counter() < deadline:
+        try:
+            c = http.client.HTTPConnection("127.0.0.1", port, timeout=1)
+            c.request("GET", "/jwt/v1/accounts/")
+            if c.getresponse().status == 200:
+                print(f"{(time.perf_counter() - t0) * 1000:.1f}")
+                break
+        except OSError:
+            time.sleep(0.0005)
+    else:
+        print("timeout")
+finally:
+    p.kill(); p.wait()
+PY
+}
+
+"$GEN" init "$WORK"
+declare -A R
+for N in 10000 100000; do
+  echo "== $N accounts" >&2
+  STORE="$WORK/store-$N"; mkdir -p "$STORE"; chmod 755 "$STORE"
+  "$GEN" accounts "$WORK" "$N" "$WORK/accounts-$N.txt"
+  cut -d' ' -f1 "$WORK/accounts-$N.txt" > "$WORK/keys-$N.txt"
+  PORT=$(free_port); PID=$(start_nas "$STORE" "$PORT"); pids+=("$PID"); wait_port "$PORT"
+  R[load_$N]=$("$GEN" post "$WORK/accounts-$N.txt" "127.0.0.1:$PORT" 32)
+  echo "${R[load_$N]}" >&2
+  warm "$STORE"
+  R[nas64_$N]=$(wrk_run "$PORT" 64 bench/get.lua KEYS_FILE="$WORK/keys-$N.txt")
+  R[nas1_$N]=$(wrk_run "$PORT" 1 bench/get.lua KEYS_FILE="$WORK/keys-$N.txt")
+  R[rss_$N]=$(rss_kib "$PID")
+  if [ "$N" = 10000 ]; then
+    "$GEN" accounts "$WORK" 100000 "$WORK/post-lines.txt"
+    R[post]=$(wrk_run "$PORT" 64 bench/post.lua LINES_FILE="$WORK/post-lines.txt")
+  fi
+  stop "$PID"
+  chmod -R a+rX "$STORE"
+  NPORT=$(free_port); NPID=$(start_nginx "$STORE" "$NPORT"); pids+=("$NPID"); wait_port "$NPORT"
+  warm "$STORE"
+  R[ngx64_$N]=$(wrk_run "$NPORT" 64 bench/get.lua KEYS_FILE="$WORK/keys-$N.txt")
+  R[ngx1_$N]=$(wrk_run "$NPORT" 1 bench/get.lua KEYS_FILE="$WORK/keys-$N.txt")
+  stop "$NPID"
+done
+R[start_100000]=$(start_time_ms "$WORK/store-100000")
+if [ "$MILLION" = 1 ]; then
+  echo "== writing 1M accounts for the start-time measurement" >&2
+  "$GEN" store "$WORK" 1000000 "$WORK/store-1m"
+  R[start_1m]=$(start_time_ms "$WORK/store-1m")
+else
+  R[start_1m]="skipped"
+fi
+
+col() { echo "$1" | cut -d' ' -f"$2"; }
+ratio() { python3 -c "import sys; a,b=float(sys.argv[1]),float(sys.argv[2]); print(f'{a/b:.2f}x' if b else 'n/a')" "$1" "$2"; }
+echo
+echo "### Benchmark ($(nproc) cores: server/nginx on CPU $SERVER_CPU, wrk on CPU $LOAD_CPU; ${DURATION}s per run; $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs))"
+echo
+echo "| measurement | nats-account-server | nginx (static) | ratio |"
+echo "|---|---|---|---|"
+for N in 10000 100000; do
+  for C in 64 1; do
+    a=${R[nas${C}_$N]}; b=${R[ngx${C}_$N]}
+    echo "| GET ${N} accounts, ${C} conn: req/s | $(col "$a" 1) | $(col "$b" 1) | $(ratio "$(col "$a" 1)" "$(col "$b" 1)") |"
+    echo "| GET ${N} accounts, ${C} conn: p50 / p99 ms | $(col "$a" 2) / $(col "$a" 3) | $(col "$b" 2) / $(col "$b" 3) | p99 $(ratio "$(col "$a" 3)" "$(col "$b" 3)") |"
+    echo "| GET ${N} accounts, ${C} conn: errors | $(col "$a" 4) | $(col "$b" 4) | |"
+  done
+done
+echo "| POST (durable, new accounts), 64 conn: req/s | $(col "${R[post]}" 1) | | |"
+echo "| POST p50 / p99 ms | $(col "${R[post]}" 2) / $(col "${R[post]}" 3) | | |"
+echo "| POST errors | $(col "${R[post]}" 4) | | |"
+echo "| load through POST API, 32 conn (10k / 100k) | ${R[load_10000]#posted } / ${R[load_100000]#posted } | | |"
+echo "| start to first 200, 100k stored (ms) | ${R[start_100000]} | | target < 100 |"
+echo "| start to first 200, 1M stored (ms) | ${R[start_1m]} | | target < 100 |"
+echo "| RSS after GET load, 100k accounts (MiB) | $(python3 -c "print(f'{${R[rss_100000]}/1024:.1f}')") | | target < 30 |"

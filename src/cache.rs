@@ -1,0 +1,179 @@
+//! A bounded in-memory cache of hot account JWTs for the GET path: a hit costs no file system
+//! call and no parsing. Entries are replaced on our own writes and dropped when the file
+//! watcher sees the file change, so hand edits are picked up too. When the byte budget is
+//! exceeded, the oldest entries of the shard are evicted (first in, first out).
+
+use std::collections::{HashMap, VecDeque};
+use std::hash::{BuildHasher, RandomState};
+use std::sync::Mutex;
+
+use crate::accounts::StoredJwt;
+use crate::keys::AccountKey;
+
+const SHARDS: usize = 16;
+/// Bookkeeping bytes counted per entry besides the JWT itself.
+const ENTRY_OVERHEAD: usize = 160;
+
+#[derive(Default)]
+struct Shard {
+    items: HashMap<AccountKey, StoredJwt>,
+    /// Keys in insertion order (may hold keys already removed; they are skipped).
+    order: VecDeque<AccountKey>,
+    bytes: usize,
+    /// Bumped by every invalidation, so that a read that started before a change cannot put
+    /// the old content back.
+    epoch: u64,
+}
+
+/// The cache.
+pub struct JwtCache {
+    shards: Vec<Mutex<Shard>>,
+    budget_per_shard: usize,
+    hasher: RandomState,
+}
+
+impl std::fmt::Debug for JwtCache {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("JwtCache")
+            .field("budget", &(self.budget_per_shard * SHARDS))
+            .finish_non_exhaustive()
+    }
+}
+
+fn cost(jwt: &StoredJwt) -> usize {
+    jwt.bytes.len() + jwt.jti.as_ref().map_or(0, String::len) + ENTRY_OVERHEAD
+}
+
+impl JwtCache {
+    /// A cache holding at most about `budget_bytes` of JWTs.
+    pub fn new(budget_bytes: usize) -> Self {
+        JwtCache {
+            shards: (0..SHARDS).map(|_| Mutex::new(Shard::default())).collect(),
+            budget_per_shard: budget_bytes / SHARDS,
+            hasher: RandomState::new(),
+        }
+    }
+
+    fn shard(&self, key: &AccountKey) -> std::sync::MutexGuard<'_, Shard> {
+        let i = (self.hasher.hash_one(key) as usize) % SHARDS;
+        self.shards[i].lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The cached JWT of `key`.
+    pub fn get(&self, key: &AccountKey) -> Option<StoredJwt> {
+        self.shard(key).items.get(key).cloned()
+    }
+
+    /// The invalidation epoch of `key`'s shard; read it before loading from the store and
+    /// hand it to [`JwtCache::put`].
+    pub fn epoch(&self, key: &AccountKey) -> u64 {
+        self.shard(key).epoch
+    }
+
+    /// Caches `jwt` for `key` (replacing what was there), unless the shard saw an invalidation
+    /// since `epoch` was read.
+    pub fn put(&self, key: &AccountKey, jwt: StoredJwt, epoch: u64) {
+        let size = cost(&jwt);
+        if size > self.budget_per_shard {
+            return;
+        }
+        let mut shard = self.shard(key);
+        if shard.epoch != epoch {
+            return;
+        }
+        match shard.items.insert(key.clone(), jwt) {
+            Some(old) => shard.bytes -= cost(&old),
+            None => shard.order.push_back(key.clone()),
+        }
+        shard.bytes += size;
+        while shard.bytes > self.budget_per_shard {
+            let Some(victim) = shard.order.pop_front() else {
+                break;
+            };
+            if victim == *key {
+                shard.order.push_back(victim);
+                if shard.order.len() == 1 {
+                    break;
+                }
+                continue;
+            }
+            if let Some(old) = shard.items.remove(&victim) {
+                shard.bytes -= cost(&old);
+            }
+        }
+        // Invalidations leave stale keys in the order queue; drop them now and then.
+        if shard.order.len() > 2 * shard.items.len() + 64 {
+            let Shard { items, order, .. } = &mut *shard;
+            order.retain(|k| items.contains_key(k));
+        }
+    }
+
+    /// Forgets `key`.
+    pub fn invalidate(&self, key: &AccountKey) {
+        let mut shard = self.shard(key);
+        shard.epoch = shard.epoch.wrapping_add(1);
+        if let Some(old) = shard.items.remove(key) {
+            shard.bytes -= cost(&old);
+        }
+    }
+
+    /// Bytes accounted for, over all shards.
+    pub fn bytes(&self) -> usize {
+        self.shards
+            .iter()
+            .map(|s| s.lock().unwrap_or_else(|e| e.into_inner()).bytes)
+            .sum()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use bytes::Bytes;
+
+    fn key() -> AccountKey {
+        AccountKey::parse(&nkeys::KeyPair::new_account().public_key()).unwrap()
+    }
+
+    fn jwt(size: usize) -> StoredJwt {
+        StoredJwt {
+            bytes: Bytes::from(vec![b'x'; size]),
+            jti: Some("J".into()),
+            exp: 0,
+            iat: 0,
+        }
+    }
+
+    #[test]
+    fn put_get_replace_invalidate() {
+        let cache = JwtCache::new(1 << 20);
+        let k = key();
+        assert!(cache.get(&k).is_none());
+        cache.put(&k, jwt(10), cache.epoch(&k));
+        assert_eq!(cache.get(&k).unwrap().bytes.len(), 10);
+        cache.put(&k, jwt(20), cache.epoch(&k));
+        assert_eq!(cache.get(&k).unwrap().bytes.len(), 20);
+        assert_eq!(cache.bytes(), 20 + 1 + ENTRY_OVERHEAD);
+        cache.invalidate(&k);
+        assert!(cache.get(&k).is_none());
+        assert_eq!(cache.bytes(), 0);
+        // A read that began before the invalidation does not put stale content back.
+        let before = cache.epoch(&k);
+        cache.invalidate(&k);
+        cache.put(&k, jwt(30), before);
+        assert!(cache.get(&k).is_none());
+    }
+
+    #[test]
+    fn stays_within_its_budget() {
+        let cache = JwtCache::new(64 * 1024);
+        let keys: Vec<AccountKey> = (0..1000).map(|_| key()).collect();
+        for k in &keys {
+            cache.put(k, jwt(700), cache.epoch(k));
+            assert!(cache.get(k).is_some(), "the newest entry is kept");
+        }
+        assert!(cache.bytes() <= 64 * 1024, "{}", cache.bytes());
+        let held = keys.iter().filter(|k| cache.get(k).is_some()).count();
+        assert!(held > 40 && held < 1000, "{held}");
+    }
+}
