@@ -129,10 +129,19 @@ impl<K: StoreKey> DirStore<K> {
         K::parse_key(stem)
     }
 
-    /// The file holding `key`'s JWT.
+    /// The file holding `key`'s JWT (one allocation: this is on the GET path).
     pub fn path_of(&self, key: &K) -> PathBuf {
-        self.folder(key)
-            .join(format!("{}{JWT_EXTENSION}", key.as_str()))
+        let text = key.as_str();
+        let mut path = PathBuf::with_capacity(
+            self.root.as_os_str().len() + 4 + text.len() + JWT_EXTENSION.len(),
+        );
+        path.push(&self.root);
+        if self.shard {
+            path.push(&text[text.len().saturating_sub(2)..]);
+        }
+        path.push(text);
+        path.as_mut_os_string().push(JWT_EXTENSION);
+        path
     }
 
     /// Removes temp files a crash left behind (in the root and, when sharded, in the shard
@@ -183,30 +192,24 @@ impl<K: StoreKey> DirStore<K> {
     }
 }
 
-/// Reads a whole file into a buffer sized for a JWT: open, read, read (→ 0), close.
-/// (`fs::read` and `read_to_end` add a `statx` to size the buffer.) This is the GET hot path.
+/// Reads a whole file: open, read, read (→ 0), close. A JWT fits the stack buffer, so the
+/// result is allocated once at its exact size (it may be kept in the JWT cache); larger files
+/// grow a heap buffer. (`fs::read` adds a `statx` to size its buffer.) This is the GET hot path.
 fn read_small_file(path: &Path) -> std::io::Result<Vec<u8>> {
     use std::io::Read;
     let mut file = File::open(path)?;
-    let mut buf = vec![0u8; 2048];
-    let mut len = 0;
+    let mut chunk = [0u8; 4096];
+    let mut whole: Vec<u8> = Vec::new();
     loop {
-        if len == buf.len() {
-            buf.resize(len * 2, 0);
-        }
-        match file.read(&mut buf[len..]) {
+        match file.read(&mut chunk) {
             Ok(0) => break,
-            Ok(n) => len += n,
+            Ok(n) if whole.is_empty() => whole = chunk[..n].to_vec(),
+            Ok(n) => whole.extend_from_slice(&chunk[..n]),
             Err(e) if e.kind() == ErrorKind::Interrupted => continue,
             Err(e) => return Err(e),
         }
     }
-    buf.truncate(len);
-    // The bytes may be kept in the JWT cache: do not keep the spare capacity with them.
-    if buf.capacity() > len + 512 {
-        buf.shrink_to_fit();
-    }
-    Ok(buf)
+    Ok(whole)
 }
 
 /// fsyncs a directory so that a rename or a new entry in it is durable.
