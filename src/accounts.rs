@@ -4,7 +4,6 @@
 
 use std::sync::Arc;
 
-use base64::Engine;
 use bytes::Bytes;
 
 use crate::jwt::Token;
@@ -74,9 +73,9 @@ pub struct StoredJwt {
 }
 
 impl StoredJwt {
-    /// Reads `jti` and `exp` from the payload segment of `bytes`.
+    /// Reads `jti`, `exp` and `iat` from the payload segment of `bytes`.
     pub fn inspect(bytes: Bytes) -> Self {
-        match peek_claims(&bytes) {
+        match crate::jwt::peek::peek(&bytes) {
             Some(p) => StoredJwt {
                 jti: Some(p.jti),
                 exp: p.exp,
@@ -91,52 +90,6 @@ impl StoredJwt {
             },
         }
     }
-}
-
-/// The claims the serving path needs.
-struct Peeked {
-    jti: String,
-    exp: i64,
-    iat: i64,
-}
-
-/// The claims read from a payload (borrowed where possible; unknown fields are skipped).
-#[derive(serde::Deserialize)]
-struct PeekClaims<'a> {
-    #[serde(borrow)]
-    jti: Option<std::borrow::Cow<'a, str>>,
-    #[serde(default)]
-    exp: Option<serde_json::Number>,
-    #[serde(default)]
-    iat: Option<serde_json::Number>,
-}
-
-/// `jti`, `exp` and `iat` from a token's payload, without any signature check.
-fn peek_claims(token: &[u8]) -> Option<Peeked> {
-    let text = std::str::from_utf8(token).ok()?.trim();
-    let mut parts = text.split('.');
-    let _header = parts.next()?;
-    let payload = parts.next()?;
-    let json = if payload.contains(['\r', '\n']) {
-        let cleaned: String = payload
-            .chars()
-            .filter(|c| *c != '\r' && *c != '\n')
-            .collect();
-        base64::engine::general_purpose::URL_SAFE_NO_PAD
-            .decode(cleaned)
-            .ok()?
-    } else {
-        base64::engine::general_purpose::URL_SAFE_NO_PAD
-            .decode(payload)
-            .ok()?
-    };
-    let claims: PeekClaims<'_> = serde_json::from_slice(&json).ok()?;
-    let int = |n: Option<serde_json::Number>| n.and_then(|n| n.as_i64()).unwrap_or(0);
-    Some(Peeked {
-        jti: claims.jti?.into_owned(),
-        exp: int(claims.exp),
-        iat: int(claims.iat),
-    })
 }
 
 /// Where a served JWT came from.
@@ -289,7 +242,7 @@ impl Accounts {
             if !self.policy.verify_reads || self.readable(key, &bytes) {
                 let jwt = StoredJwt::inspect(Bytes::from(bytes));
                 if let (Some(cache), Some(epoch)) = (&self.cache, epoch) {
-                    cache.put(key, jwt.clone(), epoch);
+                    cache.put(key, &jwt, epoch);
                 }
                 return Ok(Some((jwt, Source::Store)));
             }
@@ -549,6 +502,7 @@ impl crate::notify::nats::Inbound for Accounts {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use base64::Engine;
 
     #[test]
     fn peek_reads_jti_and_exp_without_verification() {

@@ -2,6 +2,11 @@
 //! call and no parsing. Entries are replaced on our own writes and dropped when the file
 //! watcher sees the file change, so hand edits are picked up too. When the byte budget is
 //! exceeded, the oldest entries of the shard are evicted (first in, first out).
+//!
+//! Once a shard is full, a key is admitted only on its second miss within a short while (a
+//! "doorkeeper" remembers the hashes of recently refused keys). With a store much larger than
+//! the cache and no hot set, nearly every read would otherwise copy one JWT in and evict
+//! another for next to no hits. Hot keys still get in on their second read.
 
 use std::collections::{HashMap, VecDeque};
 use std::hash::{BuildHasher, RandomState};
@@ -13,8 +18,9 @@ use crate::keys::AccountKey;
 const SHARDS: usize = 16;
 /// Bookkeeping bytes counted per entry besides the JWT itself.
 const ENTRY_OVERHEAD: usize = 160;
+/// Refused keys remembered per shard (8 bytes each).
+const DOORKEEPER_SLOTS: usize = 1024;
 
-#[derive(Default)]
 struct Shard {
     items: HashMap<AccountKey, StoredJwt>,
     /// Keys in insertion order (may hold keys already removed; they are skipped).
@@ -23,6 +29,36 @@ struct Shard {
     /// Bumped by every invalidation, so that a read that started before a change cannot put
     /// the old content back.
     epoch: u64,
+    /// Hashes of keys refused while the shard was full, by slot (0 = empty).
+    doorkeeper: Box<[u64]>,
+}
+
+impl Default for Shard {
+    fn default() -> Self {
+        Shard {
+            items: HashMap::new(),
+            order: VecDeque::new(),
+            bytes: 0,
+            epoch: 0,
+            doorkeeper: vec![0; DOORKEEPER_SLOTS].into_boxed_slice(),
+        }
+    }
+}
+
+impl Shard {
+    /// Whether a new key with this hash may take a place in the full shard: yes when it was
+    /// refused recently (its second miss), otherwise it is remembered and refused.
+    fn admit(&mut self, hash: u64) -> bool {
+        let hash = hash.max(1);
+        let slot = &mut self.doorkeeper[(hash / SHARDS as u64) as usize % DOORKEEPER_SLOTS];
+        if *slot == hash {
+            *slot = 0;
+            true
+        } else {
+            *slot = hash;
+            false
+        }
+    }
 }
 
 /// The cache.
@@ -55,8 +91,15 @@ impl JwtCache {
     }
 
     fn shard(&self, key: &AccountKey) -> std::sync::MutexGuard<'_, Shard> {
-        let i = (self.hasher.hash_one(key) as usize) % SHARDS;
-        self.shards[i].lock().unwrap_or_else(|e| e.into_inner())
+        self.shard_and_hash(key).0
+    }
+
+    fn shard_and_hash(&self, key: &AccountKey) -> (std::sync::MutexGuard<'_, Shard>, u64) {
+        let hash = self.hasher.hash_one(key);
+        let shard = self.shards[hash as usize % SHARDS]
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        (shard, hash)
     }
 
     /// The cached JWT of `key`.
@@ -71,17 +114,24 @@ impl JwtCache {
     }
 
     /// Caches `jwt` for `key` (replacing what was there), unless the shard saw an invalidation
-    /// since `epoch` was read.
-    pub fn put(&self, key: &AccountKey, jwt: StoredJwt, epoch: u64) {
-        let size = cost(&jwt);
+    /// since `epoch` was read, or the shard is full and `key` is not admitted yet (see the
+    /// module doc).
+    pub fn put(&self, key: &AccountKey, jwt: &StoredJwt, epoch: u64) {
+        let size = cost(jwt);
         if size > self.budget_per_shard {
             return;
         }
-        let mut shard = self.shard(key);
+        let (mut shard, hash) = self.shard_and_hash(key);
         if shard.epoch != epoch {
             return;
         }
-        match shard.items.insert(key.clone(), jwt) {
+        if shard.bytes + size > self.budget_per_shard
+            && !shard.items.contains_key(key)
+            && !shard.admit(hash)
+        {
+            return;
+        }
+        match shard.items.insert(key.clone(), jwt.clone()) {
             Some(old) => shard.bytes -= cost(&old),
             None => shard.order.push_back(key.clone()),
         }
@@ -149,9 +199,9 @@ mod tests {
         let cache = JwtCache::new(1 << 20);
         let k = key();
         assert!(cache.get(&k).is_none());
-        cache.put(&k, jwt(10), cache.epoch(&k));
+        cache.put(&k, &jwt(10), cache.epoch(&k));
         assert_eq!(cache.get(&k).unwrap().bytes.len(), 10);
-        cache.put(&k, jwt(20), cache.epoch(&k));
+        cache.put(&k, &jwt(20), cache.epoch(&k));
         assert_eq!(cache.get(&k).unwrap().bytes.len(), 20);
         assert_eq!(cache.bytes(), 20 + 1 + ENTRY_OVERHEAD);
         cache.invalidate(&k);
@@ -160,7 +210,7 @@ mod tests {
         // A read that began before the invalidation does not put stale content back.
         let before = cache.epoch(&k);
         cache.invalidate(&k);
-        cache.put(&k, jwt(30), before);
+        cache.put(&k, &jwt(30), before);
         assert!(cache.get(&k).is_none());
     }
 
@@ -169,11 +219,41 @@ mod tests {
         let cache = JwtCache::new(64 * 1024);
         let keys: Vec<AccountKey> = (0..1000).map(|_| key()).collect();
         for k in &keys {
-            cache.put(k, jwt(700), cache.epoch(k));
+            // Put twice: once full, a key gets in on its second miss.
+            cache.put(k, &jwt(700), cache.epoch(k));
+            cache.put(k, &jwt(700), cache.epoch(k));
             assert!(cache.get(k).is_some(), "the newest entry is kept");
         }
         assert!(cache.bytes() <= 64 * 1024, "{}", cache.bytes());
         let held = keys.iter().filter(|k| cache.get(k).is_some()).count();
         assert!(held > 40 && held < 1000, "{held}");
+    }
+
+    #[test]
+    fn a_full_cache_admits_a_key_on_its_second_miss_only() {
+        let cache = JwtCache::new(64 * 1024);
+        let keys: Vec<AccountKey> = (0..1000).map(|_| key()).collect();
+        for k in &keys {
+            cache.put(k, &jwt(700), cache.epoch(k));
+        }
+        let held_after_one_pass = cache.bytes();
+        assert!(held_after_one_pass <= 64 * 1024);
+        // A cold key that misses once does not get in and evicts nothing ...
+        let cold = key();
+        let held: Vec<bool> = keys.iter().map(|k| cache.get(k).is_some()).collect();
+        cache.put(&cold, &jwt(700), cache.epoch(&cold));
+        assert!(cache.get(&cold).is_none());
+        assert_eq!(
+            held,
+            keys.iter()
+                .map(|k| cache.get(k).is_some())
+                .collect::<Vec<_>>()
+        );
+        // ... but the second miss admits it.
+        cache.put(&cold, &jwt(700), cache.epoch(&cold));
+        assert!(cache.get(&cold).is_some());
+        // Replacing an entry that is already cached needs no admission.
+        cache.put(&cold, &jwt(600), cache.epoch(&cold));
+        assert_eq!(cache.get(&cold).unwrap().bytes.len(), 600);
     }
 }

@@ -67,8 +67,13 @@ pub async fn track(request: Request, next: Next) -> Response {
         .unwrap_or_else(|| "unmatched".to_string());
     let started = Instant::now();
     let response = next.run(request).await;
+    record_request(route.into(), &response, started);
+    response
+}
+
+/// Counts one request by route and status and records how long it took since `started`.
+pub fn record_request(route: metrics::SharedString, response: &Response, started: Instant) {
     let status = response.status().as_u16().to_string();
     metrics::counter!(HTTP_REQUESTS, "route" => route.clone(), "status" => status).increment(1);
     metrics::histogram!(HTTP_DURATION, "route" => route).record(started.elapsed().as_secs_f64());
-    response
 }

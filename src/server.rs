@@ -158,12 +158,15 @@ fn open_stores(config: &Config) -> Result<Stores, StartError> {
         },
     };
     tracing::info!("creating a store: {}", stores.accounts.describe());
-    let counted = stores.accounts.clone();
-    tokio::task::spawn_blocking(move || {
-        if let Ok(keys) = counted.keys() {
-            metrics::gauge!(crate::metrics::STORE_JWTS).set(keys.len() as f64);
-        }
-    });
+    if config.http.metrics {
+        // Off the start path, and only for the store-size gauge: it reads every folder.
+        let counted = stores.accounts.clone();
+        tokio::task::spawn_blocking(move || {
+            if let Ok(count) = counted.count() {
+                metrics::gauge!(crate::metrics::STORE_JWTS).set(count as f64);
+            }
+        });
+    }
     if stores.accounts.is_read_only() {
         tracing::info!("the store is read-only: POSTs are refused, changed files are announced");
     }
@@ -473,7 +476,7 @@ pub async fn start(config: &Config) -> Result<Running, StartError> {
     }
     let services = Arc::new(RwLock::new(Arc::new(build_services(config, None).await?)));
     let millis = |ms: u64| (ms > 0).then(|| Duration::from_millis(ms));
-    let router = http::router(
+    let api = http::api(
         AppState {
             services: services.clone(),
             max_body_bytes: config.http.max_body_bytes,
@@ -496,7 +499,7 @@ pub async fn start(config: &Config) -> Result<Running, StartError> {
         max_connections: config.http.max_connections,
         tls: tls_acceptor.clone(),
     };
-    let task = tokio::spawn(serve(listener, router, options, async move {
+    let task = tokio::spawn(serve(listener, api, options, async move {
         let _ = stop_rx.await;
     }));
     let scheme = if tls_acceptor.is_some() {

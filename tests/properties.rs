@@ -236,3 +236,120 @@ proptest! {
         }
     }
 }
+
+/// The reference for `jwt::peek::scan_claims`: a full serde_json parse of the payload.
+fn peek_by_full_parse(json: &[u8]) -> Option<jwt::peek::Peeked> {
+    #[derive(serde::Deserialize)]
+    struct Claims {
+        jti: Option<String>,
+        #[serde(default)]
+        exp: Option<serde_json::Number>,
+        #[serde(default)]
+        iat: Option<serde_json::Number>,
+    }
+    let claims: Claims = serde_json::from_slice(json).ok()?;
+    let int = |n: Option<serde_json::Number>| n.and_then(|n| n.as_i64()).unwrap_or(0);
+    Some(jwt::peek::Peeked {
+        jti: claims.jti?,
+        exp: int(claims.exp),
+        iat: int(claims.iat),
+    })
+}
+
+/// Any JSON value (bounded depth), with strings that need escaping.
+fn json_value() -> impl Strategy<Value = serde_json::Value> {
+    let leaf = prop_oneof![
+        Just(serde_json::Value::Null),
+        any::<bool>().prop_map(serde_json::Value::from),
+        any::<i64>().prop_map(serde_json::Value::from),
+        any::<u64>().prop_map(serde_json::Value::from),
+        (-1e12f64..1e12).prop_map(serde_json::Value::from),
+        "(\\PC|[\"\\\\{}\\[\\]\u{1}\n])*".prop_map(serde_json::Value::from),
+    ];
+    leaf.prop_recursive(4, 32, 6, |inner| {
+        prop_oneof![
+            proptest::collection::vec(inner.clone(), 0..6).prop_map(serde_json::Value::from),
+            proptest::collection::vec(("(jti|exp|iat|[a-z\"]{0,4})", inner), 0..6)
+                .prop_map(|entries| serde_json::Value::Object(entries.into_iter().collect())),
+        ]
+    })
+}
+
+/// A time claim: mostly an integer, sometimes absent or any other value.
+fn claim_number() -> impl Strategy<Value = Option<serde_json::Value>> {
+    prop_oneof![
+        1 => Just(None),
+        3 => any::<i64>().prop_map(|n| Some(serde_json::Value::from(n))),
+        1 => json_value().prop_map(Some),
+    ]
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(512))]
+
+    /// For every JSON document serde_json writes, compact or pretty, the scanner reads the
+    /// same jti/exp/iat as a full parse (or refuses it just the same).
+    #[test]
+    fn claim_scanner_agrees_with_a_full_parse(
+        jti in prop_oneof![
+            1 => Just(None),
+            4 => "(\\PC|[\"\\\\\u{1}])*".prop_map(|s| Some(serde_json::Value::from(s))),
+            1 => json_value().prop_map(Some),
+        ],
+        exp in claim_number(),
+        iat in claim_number(),
+        others in proptest::collection::vec(("[a-z_]{1,6}", json_value()), 0..5),
+        pretty in any::<bool>(),
+    ) {
+        let mut object = serde_json::Map::new();
+        for (key, value) in others {
+            object.insert(key, value);
+        }
+        for (key, value) in [("jti", jti), ("exp", exp), ("iat", iat)] {
+            if let Some(value) = value {
+                object.insert(key.to_string(), value);
+            }
+        }
+        let value = serde_json::Value::Object(object);
+        let text = if pretty {
+            serde_json::to_vec_pretty(&value).unwrap()
+        } else {
+            serde_json::to_vec(&value).unwrap()
+        };
+        prop_assert_eq!(jwt::peek::scan_claims(&text), peek_by_full_parse(&text));
+    }
+
+    /// Arbitrary bytes: never a panic.
+    #[test]
+    fn claim_scanner_never_panics(bytes in proptest::collection::vec(any::<u8>(), 0..300)) {
+        let _ = jwt::peek::scan_claims(&bytes);
+        let _ = jwt::peek::peek(&bytes);
+    }
+}
+
+/// Hand-picked documents where the two must also agree: escapes in keys and values, numbers
+/// at and past the i64 range, whitespace everywhere, duplicates.
+#[test]
+fn claim_scanner_agrees_on_edge_cases() {
+    for doc in [
+        r#"{"jti":"a","exp":9223372036854775807,"iat":-9223372036854775808}"#,
+        r#"{"jti":"a","exp":9223372036854775808,"iat":-9223372036854775809}"#,
+        r#"{"jti":"a","exp":1.0,"iat":1e3}"#,
+        r#"{"jti":"a","exp":-0,"iat":null}"#,
+        r#"{"\u006a\u0074\u0069":"esc\"aped\\","exp":3}"#,
+        r#"  {  "jti"  :  "a"  ,  "exp"  :  5  }  "#,
+        r#"{"jti":"a","jti":"b"}"#,
+        r#"{"jti":"a","\u0065xp":1,"exp":2}"#,
+        r#"{"jti":"a","exp":true}"#,
+        r#"{"jti":"a","nats":{"jti":"b","exp":[1,{"iat":"}"}]}}"#,
+        r#"{"jti":"a"}[]"#,
+        r#"[]"#,
+        r#"{}"#,
+    ] {
+        assert_eq!(
+            jwt::peek::scan_claims(doc.as_bytes()),
+            peek_by_full_parse(doc.as_bytes()),
+            "{doc}"
+        );
+    }
+}

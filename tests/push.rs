@@ -366,3 +366,55 @@ fn sharded_store_layout_is_last_two_characters_then_key() {
         );
     }
 }
+
+/// nats-server's plain fetch (`GET /jwt/v1/accounts/<key>`, no query, no Origin) is answered
+/// without the router; its replies must be the router's, headers included.
+#[test]
+fn plain_account_fetches_get_the_same_reply_as_the_router_path() {
+    let w = World::new();
+    let nas = AccountServer::start(
+        w.dir.path(),
+        &nas_config(&w.path("jwt"), Some(&w.operator_path), ""),
+    );
+    let (kp, jwt) = w.new_account("SAME");
+    let key = kp.public_key();
+    assert_eq!(nas.post_account(&key, &jwt).status, 200);
+    let etag = nas
+        .get(&format!("/jwt/v1/accounts/{key}"))
+        .header("etag")
+        .unwrap()
+        .to_string();
+    let without_date = |r: &Reply| {
+        let mut headers: Vec<(String, String)> = r
+            .headers
+            .iter()
+            .filter(|(name, _)| name != "date")
+            .cloned()
+            .collect();
+        headers.sort();
+        (r.status, headers, r.body.clone())
+    };
+    let unknown = nkeys::KeyPair::new_account().public_key();
+    let if_none_match = [("If-None-Match", etag.as_str())];
+    let no_headers: &[(&str, &str)] = &[];
+    // (key segment, request headers, expected status)
+    let cases = [
+        (key.clone(), no_headers, 200),
+        (key.clone(), &if_none_match[..], 304),
+        (unknown, no_headers, 404),
+        ("NOTAKEY".to_string(), no_headers, 400),
+        (w.operator.public_key(), no_headers, 400),
+    ];
+    for (segment, headers, status) in cases {
+        let plain = get_with(&nas.addr, &format!("/jwt/v1/accounts/{segment}"), headers);
+        // An unknown query parameter sends the same request through the router.
+        let routed = get_with(
+            &nas.addr,
+            &format!("/jwt/v1/accounts/{segment}?unused=1"),
+            headers,
+        );
+        assert_eq!(plain.status, status, "{segment}: {}", plain.text());
+        assert_eq!(without_date(&plain), without_date(&routed), "{segment}");
+        assert!(plain.header("vary").is_some(), "{segment}: CORS headers");
+    }
+}

@@ -154,7 +154,7 @@ impl Default for Config {
                 metrics: false,
             },
             store: StoreConfig {
-                cache_bytes: 4 * 1024 * 1024,
+                cache_bytes: 12 * 1024 * 1024,
                 ..StoreConfig::default()
             },
             operator_jwt_path: None,

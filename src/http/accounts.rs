@@ -31,14 +31,18 @@ pub(super) async fn resolver_check() -> Response {
 /// The account key of the URL; any problem (bad percent-encoding, not UTF-8, not an account key)
 /// is a 400 before anything touches the store.
 fn parse_key(path: Result<Path<String>, PathRejection>) -> Result<AccountKey, Box<Response>> {
-    let bad = |what: &str| {
+    let Path(text) = path.map_err(|_| {
         Box::new(text_error(
             StatusCode::BAD_REQUEST,
-            &format!("{what} is not a valid account public key"),
+            "the key in the URL is not a valid account public key",
         ))
-    };
-    let Path(text) = path.map_err(|_| bad("the key in the URL"))?;
-    AccountKey::parse(&text)
+    })?;
+    parse_key_text(&text)
+}
+
+/// [`parse_key`] for key text that needs no percent-decoding.
+fn parse_key_text(text: &str) -> Result<AccountKey, Box<Response>> {
+    AccountKey::parse(text)
         .map_err(|e| Box::new(text_error(StatusCode::BAD_REQUEST, &e.to_string())))
 }
 
@@ -53,6 +57,10 @@ fn timed_out(rejection: &BytesRejection) -> bool {
     }
     false
 }
+
+/// [`cache_control`] of a JWT that never expires.
+const NEVER_EXPIRES_CACHE_CONTROL: &str =
+    "max-age=0, stale-while-revalidate=3600, stale-if-error=3600";
 
 /// The Cache-Control value: until the JWT expires, and `max-age=0` (always revalidate) for a JWT
 /// that never expires, where the Go server sent a negative max-age.
@@ -94,6 +102,30 @@ pub(super) async fn get_account(
         Ok(k) => k,
         Err(resp) => return *resp,
     };
+    respond_with_account(&state, key, &flags, &if_none_match).await
+}
+
+/// `GET /jwt/v1/accounts/<pubkey>` without a query string, for a key segment that needs no
+/// percent-decoding: what nats-server sends. [`super::Api`] answers it without the router;
+/// the reply is the one [`get_account`] gives.
+pub(super) async fn get_account_plain(
+    state: &AppState,
+    key_text: &str,
+    if_none_match: &IfNoneMatch,
+) -> Response {
+    match parse_key_text(key_text) {
+        Ok(key) => respond_with_account(state, key, &Flags::default(), if_none_match).await,
+        Err(resp) => *resp,
+    }
+}
+
+/// Looks `key` up and serves its JWT with `flags`.
+async fn respond_with_account(
+    state: &AppState,
+    key: AccountKey,
+    flags: &Flags,
+    if_none_match: &IfNoneMatch,
+) -> Response {
     tracing::trace!("request for JWT for - {}", key.short());
     let (jwt, source) = match state.accounts().lookup(&key).await {
         Ok(Some(found)) => found,
@@ -106,20 +138,19 @@ pub(super) async fn get_account(
     if source == Source::SystemAccountFile {
         tracing::trace!("returning system JWT from configuration");
     }
-    let notify_jwt = jwt.bytes.clone();
-    serve_stored(jwt, &flags, &if_none_match, key.short(), || {
-        state.accounts().notify_again(&key, notify_jwt)
+    serve_stored(jwt, flags, if_none_match, key.short(), |jwt| {
+        state.accounts().notify_again(&key, jwt.bytes.clone())
     })
 }
 
 /// Serves a stored JWT with the query flags: `text`, `decode`, `check` (404 when expired), the
-/// ETag / If-None-Match (304) dance, `notify` (runs `notify`), and Cache-Control.
+/// ETag / If-None-Match (304) dance, `notify` (runs `notify` with the JWT), and Cache-Control.
 pub(crate) fn serve_stored(
     jwt: StoredJwt,
     flags: &Flags,
     if_none_match: &IfNoneMatch,
     label: &str,
-    notify: impl FnOnce(),
+    notify: impl FnOnce(&StoredJwt),
 ) -> Response {
     if flags.text {
         return ok_body("text/plain", jwt.bytes);
@@ -134,8 +165,7 @@ pub(crate) fn serve_stored(
             "error loading JWT: the stored JWT cannot be decoded",
         );
     };
-    let now = unix_now();
-    if flags.check && jwt.exp > 0 && jwt.exp < now {
+    if flags.check && jwt.exp > 0 && jwt.exp < unix_now() {
         return StatusCode::NOT_FOUND.into_response();
     }
     let etag = format!("\"{jti}\"");
@@ -148,7 +178,7 @@ pub(crate) fn serve_stored(
         return resp;
     }
     if flags.notify {
-        notify();
+        notify(&jwt);
     }
     tracing::trace!("returning JWT for - {label}");
     let mut resp = ok_body("application/jwt", jwt.bytes);
@@ -156,7 +186,12 @@ pub(crate) fn serve_stored(
     if let Some(v) = etag_value {
         h.insert(header::ETAG, v);
     }
-    if let Ok(v) = HeaderValue::from_str(&cache_control(jwt.exp, now)) {
+    let cache_control_value = if jwt.exp > 0 {
+        HeaderValue::from_str(&cache_control(jwt.exp, unix_now())).ok()
+    } else {
+        Some(HeaderValue::from_static(NEVER_EXPIRES_CACHE_CONTROL))
+    };
+    if let Some(v) = cache_control_value {
         h.insert(header::CACHE_CONTROL, v);
     }
     resp
@@ -262,8 +297,9 @@ mod tests {
 
     #[test]
     fn cache_control_never_negative() {
+        assert_eq!(cache_control(0, 1000), NEVER_EXPIRES_CACHE_CONTROL);
         assert_eq!(
-            cache_control(0, 1000),
+            NEVER_EXPIRES_CACHE_CONTROL,
             "max-age=0, stale-while-revalidate=3600, stale-if-error=3600"
         );
         assert!(cache_control(1100, 1000).starts_with("max-age=100,"));

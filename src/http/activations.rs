@@ -60,12 +60,11 @@ pub(super) async fn get_activation(
             return text_error(StatusCode::INTERNAL_SERVER_ERROR, "error loading JWT");
         }
     };
-    let copy = jwt.clone();
     serve_stored(
         jwt,
         &flags,
         &if_none_match,
         crate::keys::short_key(id.as_str()),
-        || activations.notify_again(&id, &copy),
+        |jwt| activations.notify_again(&id, jwt),
     )
 }

@@ -6,10 +6,8 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::Router;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::server::graceful::GracefulShutdown;
-use hyper_util::service::TowerToHyperService;
 use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
 
@@ -63,10 +61,10 @@ impl TlsAcceptor {
     }
 }
 
-/// Serves `app` on `listener` until `shutdown` completes, then drains connections.
+/// Serves `api` on `listener` until `shutdown` completes, then drains connections.
 pub async fn serve(
     listener: TcpListener,
-    app: Router,
+    api: super::Api,
     options: ServeOptions,
     shutdown: impl Future<Output = ()>,
 ) -> std::io::Result<()> {
@@ -75,7 +73,10 @@ pub async fn serve(
     let mut builder = hyper::server::conn::http1::Builder::new();
     builder.timer(TokioTimer::new()).keep_alive(true);
     builder.header_read_timeout(options.read_timeout);
-    let service = TowerToHyperService::new(app);
+    let service = hyper::service::service_fn(move |request| {
+        let api = api.clone();
+        async move { Ok::<_, std::convert::Infallible>(api.handle(request).await) }
+    });
     tokio::pin!(shutdown);
     loop {
         let permit = tokio::select! {

@@ -7,6 +7,7 @@
 pub mod claims;
 pub mod creds;
 pub mod encode;
+pub mod peek;
 pub mod validate;
 mod verify;
 

@@ -72,6 +72,11 @@ pub trait JwtStore<K: StoreKey = AccountKey>: Send + Sync + 'static {
     /// Every key that has a JWT, sorted.
     fn keys(&self) -> Result<Vec<K>, StoreError>;
 
+    /// How many keys have a JWT (stores override it to count without listing every key).
+    fn count(&self) -> Result<usize, StoreError> {
+        Ok(self.keys()?.len())
+    }
+
     /// A short description for logs, e.g. `directory /var/lib/nas (sharded)`.
     fn describe(&self) -> String;
 
