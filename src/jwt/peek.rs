@@ -9,8 +9,6 @@
 //! claim of the wrong type or a payload that is not an object gives `None`. What sits inside
 //! skipped values is not validated: tokens are validated in full when they are stored.
 
-use base64::Engine;
-
 /// The claims [`peek`] reads.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Peeked {
@@ -29,16 +27,7 @@ pub fn peek(token: &[u8]) -> Option<Peeked> {
     let mut parts = text.split('.');
     let _header = parts.next()?;
     let payload = parts.next()?;
-    let engine = &base64::engine::general_purpose::URL_SAFE_NO_PAD;
-    let json = if payload.contains(['\r', '\n']) {
-        let cleaned: String = payload
-            .chars()
-            .filter(|c| *c != '\r' && *c != '\n')
-            .collect();
-        engine.decode(cleaned).ok()?
-    } else {
-        engine.decode(payload).ok()?
-    };
+    let json = super::verify::b64_segment(payload, "payload").ok()?;
     scan_claims(&json)
 }
 
@@ -223,6 +212,7 @@ impl<'a> Scanner<'a> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use base64::Engine;
 
     fn b64(s: &str) -> String {
         base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(s)
