@@ -247,6 +247,11 @@ fn peek_by_full_parse(json: &[u8]) -> Option<jwt::peek::Peeked> {
         #[serde(default)]
         iat: Option<serde_json::Number>,
     }
+    // serde would also fill the struct from an array, by position: a payload must be an object.
+    serde_json::from_slice::<serde_json::Value>(json)
+        .ok()?
+        .is_object()
+        .then_some(())?;
     let claims: Claims = serde_json::from_slice(json).ok()?;
     let int = |n: Option<serde_json::Number>| n.and_then(|n| n.as_i64()).unwrap_or(0);
     Some(jwt::peek::Peeked {
@@ -344,6 +349,7 @@ fn claim_scanner_agrees_on_edge_cases() {
         r#"{"jti":"a","nats":{"jti":"b","exp":[1,{"iat":"}"}]}}"#,
         r#"{"jti":"a"}[]"#,
         r#"[]"#,
+        r#"["a", 1, 2]"#,
         r#"{}"#,
     ] {
         assert_eq!(
