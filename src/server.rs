@@ -496,6 +496,7 @@ pub async fn start(config: &Config) -> Result<Running, StartError> {
     let (stop_tx, stop_rx) = oneshot::channel::<()>();
     let options = ServeOptions {
         read_timeout: millis(config.http.read_timeout_ms),
+        write_timeout: millis(config.http.write_timeout_ms),
         max_connections: config.http.max_connections,
         tls: tls_acceptor.clone(),
     };

@@ -329,3 +329,52 @@ fn malformed_jwts_are_400_without_a_panic() {
     }
     assert_eq!(nas.get("/healthz").status, 200);
 }
+
+/// A client that sends requests but does not read the replies: once nothing can be written to
+/// it for `writetimeout`, the connection is closed (the server does not keep it, and a slot of
+/// `maxconnections`, forever). Others are still served.
+#[test]
+fn clients_that_do_not_read_are_cut_off_by_the_write_timeout() {
+    let w = World::new();
+    let store = w.path("jwt");
+    std::fs::create_dir_all(&store).unwrap();
+    // A large JWT (~670 KB), placed in the store by hand, so that a few replies fill the
+    // socket buffers between us and the server.
+    let a = nkeys::KeyPair::new_account();
+    let mut claims = account_claims("BIG", &a.public_key());
+    claims["nats"]["tags"] = json!(["x".repeat(500_000)]);
+    let big = sign(&claims, &w.signing_key);
+    std::fs::write(store.join(format!("{}.jwt", a.public_key())), &big).unwrap();
+    let nas = start(
+        &w,
+        "http { host: 127.0.0.1, port: 0, readtimeout: 10000, writetimeout: 500 }\n",
+    );
+    const REQUESTS: usize = 40; // ~27 MB of replies: more than loopback buffers hold
+    let mut s = TcpStream::connect(&nas.addr).unwrap();
+    let request = format!(
+        "GET /jwt/v1/accounts/{} HTTP/1.1\r\nHost: x\r\n\r\n",
+        a.public_key()
+    );
+    s.write_all(request.repeat(REQUESTS).as_bytes()).unwrap();
+    std::thread::sleep(Duration::from_millis(2000));
+    // Now read: what was sent before the cut, then the end of the connection.
+    let started = Instant::now();
+    let received =
+        read_until_closed(&mut s, Duration::from_secs(10)).expect("the connection was closed");
+    assert!(started.elapsed() < Duration::from_secs(10));
+    assert!(
+        received.len() < REQUESTS * big.len(),
+        "all {} bytes of the replies were delivered: the stalled connection was kept",
+        received.len()
+    );
+    eprintln!(
+        "{} of {} bytes delivered before the cut",
+        received.len(),
+        REQUESTS * big.len()
+    );
+    assert!(
+        received.starts_with(b"HTTP/1.1 200 OK\r\n"),
+        "the first reply went out before the stall"
+    );
+    assert_eq!(nas.get("/healthz").status, 200);
+}

@@ -20,6 +20,9 @@ pub struct ServeOptions {
     /// Time a client has to send the request headers (`http.readtimeout`); also closes idle
     /// keep-alive connections and bounds the TLS handshake. `None` = no limit.
     pub read_timeout: Option<Duration>,
+    /// Longest time a write to a client may make no progress (`http.writetimeout`): a client
+    /// that does not read what we send is disconnected after it. `None` = no limit.
+    pub write_timeout: Option<Duration>,
     /// Most connections served at once; further clients wait in the listen backlog.
     pub max_connections: usize,
     /// Serve HTTPS with this acceptor.
@@ -99,6 +102,9 @@ pub async fn serve(
             },
         };
         let _ = stream.set_nodelay(true);
+        let mut stream = tokio_io_timeout::TimeoutWriter::new(stream);
+        stream.set_timeout(options.write_timeout);
+        let stream = Box::pin(stream);
         match &options.tls {
             None => {
                 let conn = builder.serve_connection(TokioIo::new(stream), service.clone());
