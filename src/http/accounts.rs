@@ -63,12 +63,17 @@ const NEVER_EXPIRES_CACHE_CONTROL: &str =
     "max-age=0, stale-while-revalidate=3600, stale-if-error=3600";
 
 /// The Cache-Control value: until the JWT expires, and `max-age=0` (always revalidate) for a JWT
-/// that never expires, where the Go server sent a negative max-age.
-pub(crate) fn cache_control(exp: i64, now: i64) -> String {
-    let max_age = if exp > 0 { (exp - now).max(0) } else { 0 };
-    format!(
+/// that never expires, where the Go server sent a negative max-age. `now` is only asked for
+/// (and the text only formatted) when the JWT expires: this is on the GET path.
+pub(crate) fn cache_control(exp: i64, now: impl FnOnce() -> i64) -> HeaderValue {
+    if exp <= 0 {
+        return HeaderValue::from_static(NEVER_EXPIRES_CACHE_CONTROL);
+    }
+    let max_age = (exp - now()).max(0);
+    let text = format!(
         "max-age={max_age}, stale-while-revalidate={STALE_SECONDS}, stale-if-error={STALE_SECONDS}"
-    )
+    );
+    HeaderValue::from_str(&text).unwrap_or(HeaderValue::from_static(NEVER_EXPIRES_CACHE_CONTROL))
 }
 
 /// RFC 9110 weak comparison of an `If-None-Match` header against our ETag (`*` matches).
@@ -186,14 +191,7 @@ pub(crate) fn serve_stored(
     if let Some(v) = etag_value {
         h.insert(header::ETAG, v);
     }
-    let cache_control_value = if jwt.exp > 0 {
-        HeaderValue::from_str(&cache_control(jwt.exp, unix_now())).ok()
-    } else {
-        Some(HeaderValue::from_static(NEVER_EXPIRES_CACHE_CONTROL))
-    };
-    if let Some(v) = cache_control_value {
-        h.insert(header::CACHE_CONTROL, v);
-    }
+    h.insert(header::CACHE_CONTROL, cache_control(jwt.exp, unix_now));
     resp
 }
 
@@ -297,13 +295,14 @@ mod tests {
 
     #[test]
     fn cache_control_never_negative() {
-        assert_eq!(cache_control(0, 1000), NEVER_EXPIRES_CACHE_CONTROL);
+        let at_1000 = |exp| cache_control(exp, || 1000).to_str().unwrap().to_string();
+        assert_eq!(at_1000(0), NEVER_EXPIRES_CACHE_CONTROL);
         assert_eq!(
             NEVER_EXPIRES_CACHE_CONTROL,
             "max-age=0, stale-while-revalidate=3600, stale-if-error=3600"
         );
-        assert!(cache_control(1100, 1000).starts_with("max-age=100,"));
-        assert!(cache_control(900, 1000).starts_with("max-age=0,"));
+        assert!(at_1000(1100).starts_with("max-age=100,"));
+        assert!(at_1000(900).starts_with("max-age=0,"));
     }
 
     #[test]
