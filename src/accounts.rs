@@ -64,26 +64,34 @@ pub enum LookupError {
 pub struct StoredJwt {
     /// The exact stored bytes.
     pub bytes: Bytes,
-    /// `jti`, used as the ETag (`None` when the stored bytes do not decode).
-    pub jti: Option<String>,
+    /// The HTTP entity tag, a hash of the stored bytes, so every change gets a new one
+    /// (`None` when the stored bytes do not decode as a JWT).
+    pub etag: Option<String>,
     /// `exp` (0 = never).
     pub exp: i64,
     /// `iat` (0 when unknown).
     pub iat: i64,
 }
 
+/// The entity tag of stored JWT bytes: 160 bits of their SHA-256, base32.
+pub fn etag_of(bytes: &[u8]) -> String {
+    use sha2::{Digest, Sha256};
+    let digest = Sha256::digest(bytes);
+    data_encoding::BASE32_NOPAD.encode(&digest[..20])
+}
+
 impl StoredJwt {
-    /// Reads `jti`, `exp` and `iat` from the payload segment of `bytes`.
+    /// Reads `exp` and `iat` from the payload segment of `bytes` and hashes them for the ETag.
     pub fn inspect(bytes: Bytes) -> Self {
         match crate::jwt::peek::peek(&bytes) {
             Some(p) => StoredJwt {
-                jti: Some(p.jti),
+                etag: Some(etag_of(&bytes)),
                 exp: p.exp,
                 iat: p.iat,
                 bytes,
             },
             None => StoredJwt {
-                jti: None,
+                etag: None,
                 exp: 0,
                 iat: 0,
                 bytes,
@@ -228,8 +236,8 @@ impl Accounts {
     }
 
     /// The JWT to serve for `key`: the stored one (checked first when the policy says so), else
-    /// the configured system account JWT when `key` is the system account, else (replica) the
-    /// primary's, else `None`.
+    /// the configured system account JWT when `key` is the system account (also when the file's
+    /// JWT is newer than the stored one), else (replica) the primary's, else `None`.
     pub async fn lookup(
         &self,
         key: &AccountKey,
@@ -238,22 +246,23 @@ impl Accounts {
             return Ok(Some((hit, Source::Store)));
         }
         let epoch = self.cache.as_ref().map(|c| c.epoch(key));
+        let sys = self.trust.system_account().filter(|sys| &sys.key == key);
         if let Some(bytes) = self.load_raw(key).await? {
             if !self.policy.verify_reads || self.readable(key, &bytes) {
                 let jwt = StoredJwt::inspect(Bytes::from(bytes));
-                if let (Some(cache), Some(epoch)) = (&self.cache, epoch) {
-                    cache.put(key, &jwt, epoch);
+                if sys.is_none_or(|sys| jwt.iat >= sys.iat) {
+                    if let (Some(cache), Some(epoch)) = (&self.cache, epoch) {
+                        cache.put(key, &jwt, epoch);
+                    }
+                    return Ok(Some((jwt, Source::Store)));
                 }
-                return Ok(Some((jwt, Source::Store)));
             }
         }
-        if let Some(sys) = self.trust.system_account() {
-            if &sys.key == key {
-                return Ok(Some((
-                    StoredJwt::inspect(Bytes::from(sys.jwt.clone())),
-                    Source::SystemAccountFile,
-                )));
-            }
+        if let Some(sys) = sys {
+            return Ok(Some((
+                StoredJwt::inspect(Bytes::from(sys.jwt.clone())),
+                Source::SystemAccountFile,
+            )));
         }
         if let Some(primary) = &self.policy.primary {
             if let Some(jwt) = primary.fetch(key).await {
@@ -418,7 +427,7 @@ impl Accounts {
                     continue;
                 };
                 let jwt = StoredJwt::inspect(Bytes::from(bytes));
-                if jwt.jti.is_none() || (jwt.exp > 0 && jwt.exp < now) {
+                if jwt.etag.is_none() || (jwt.exp > 0 && jwt.exp < now) {
                     continue;
                 }
                 lines.push(format!(
@@ -440,28 +449,35 @@ impl Accounts {
         self.store_token(key, token).await
     }
 
-    /// Refuses rollbacks and writes a checked token under the key's lock.
+    /// Refuses rollbacks and writes a checked token under the key's lock. The JWT to compare
+    /// with is the stored one, when it would still be accepted today (see
+    /// [`Trust::rollback_floor`]), and for the system account also `systemaccountjwtpath`.
     async fn store_token(&self, key: &AccountKey, token: Token) -> Result<Submitted, SubmitError> {
         let posted_iat = token.claims.iat;
         let _guard = self.lock_for(key).lock().await;
         let store = self.store.clone();
+        let trust = self.trust.clone();
         let owned_key = key.clone();
         let bytes = token.raw.as_bytes().to_vec();
         let (changed, created) =
             tokio::task::spawn_blocking(move || -> Result<(bool, bool), SubmitError> {
                 let existing = store.load(&owned_key)?;
                 let created = existing.is_none();
+                let mut floor = trust
+                    .system_account()
+                    .filter(|sys| sys.key == owned_key)
+                    .map(|sys| sys.iat);
                 if let Some(existing) = existing {
                     if existing == bytes {
                         return Ok((false, false));
                     }
-                    let stored = StoredJwt::inspect(Bytes::from(existing));
-                    if stored.jti.is_some() && stored.iat > posted_iat {
-                        return Err(SubmitError::Older {
-                            stored_iat: stored.iat,
-                            posted_iat,
-                        });
-                    }
+                    floor = floor.max(trust.rollback_floor(&owned_key, &existing, unix_now()));
+                }
+                if let Some(stored_iat) = floor.filter(|iat| *iat > posted_iat) {
+                    return Err(SubmitError::Older {
+                        stored_iat,
+                        posted_iat,
+                    });
                 }
                 store.save(&owned_key, &bytes)?;
                 Ok((true, created))
@@ -505,14 +521,16 @@ mod tests {
     use base64::Engine;
 
     #[test]
-    fn peek_reads_jti_and_exp_without_verification() {
+    fn inspect_reads_exp_and_hashes_the_bytes() {
         let b64 = |s: &str| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(s);
         let token = format!("{}.{}.sig", b64("{}"), b64(r#"{"jti":"J1","exp":42}"#));
-        let s = StoredJwt::inspect(Bytes::from(token));
-        assert_eq!(s.jti.as_deref(), Some("J1"));
+        let s = StoredJwt::inspect(Bytes::from(token.clone()));
+        assert_eq!(s.etag, Some(etag_of(token.as_bytes())));
         assert_eq!(s.exp, 42);
+        let same_jti = format!("{}.{}.sig", b64("{}"), b64(r#"{"jti":"J1","exp":43}"#));
+        assert_ne!(StoredJwt::inspect(Bytes::from(same_jti)).etag, s.etag);
         let s = StoredJwt::inspect(Bytes::from_static(b"garbage"));
-        assert_eq!(s.jti, None);
+        assert_eq!(s.etag, None);
         assert_eq!(s.exp, 0);
     }
 }

@@ -77,7 +77,7 @@ impl std::fmt::Debug for JwtCache {
 }
 
 fn cost(jwt: &StoredJwt) -> usize {
-    jwt.bytes.len() + jwt.jti.as_ref().map_or(0, String::len) + ENTRY_OVERHEAD
+    jwt.bytes.len() + jwt.etag.as_ref().map_or(0, String::len) + ENTRY_OVERHEAD
 }
 
 impl JwtCache {
@@ -188,7 +188,7 @@ mod tests {
     fn jwt(size: usize) -> StoredJwt {
         StoredJwt {
             bytes: Bytes::from(vec![b'x'; size]),
-            jti: Some("J".into()),
+            etag: Some("J".into()),
             exp: 0,
             iat: 0,
         }

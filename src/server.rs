@@ -198,7 +198,8 @@ pub async fn build_services(
     let trust = Trust::load(
         operator_path.as_deref(),
         config.system_account_jwt_path.as_deref(),
-    )?;
+    )?
+    .with_max_clock_skew(i64::try_from(config.max_clock_skew_secs).unwrap_or(i64::MAX));
     match trust.operator() {
         Some(op) => tracing::info!(
             "Operator: {} ({}), {} signing key(s)",

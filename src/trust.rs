@@ -77,6 +77,16 @@ pub enum Rejection {
     /// No operator configured: nothing can be trusted.
     #[error("untrusted issuer in request: no operator is configured (set operatorjwtpath), so no JWT can be accepted")]
     NoOperator,
+    /// `iat` lies further in the future than the allowed clock skew.
+    #[error("JWT failed validation: iat {iat} is {ahead} s in the future, more than the allowed clock skew of {skew} s (maxclockskew)")]
+    FutureIat {
+        /// The token's `iat`.
+        iat: i64,
+        /// Seconds ahead of our clock.
+        ahead: i64,
+        /// The allowed skew in seconds.
+        skew: i64,
+    },
     /// Blocking validation issues (expired, not yet valid, bad imports...).
     #[error("JWT failed validation: {}", .0.join("; "))]
     Invalid(Vec<String>),
@@ -102,14 +112,31 @@ pub struct SystemAccount {
     pub jwt: Vec<u8>,
     /// Its `name`.
     pub name: String,
+    /// Its `iat`: a stored JWT of the system account must not be older.
+    pub iat: i64,
 }
 
+/// How far in the future an `iat` may lie by default (seconds): `maxclockskew`.
+pub const DEFAULT_MAX_CLOCK_SKEW_SECS: i64 = 300;
+
 /// The trust anchor of the server.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct Trust {
     operator: Option<Operator>,
     trusted_keys: HashSet<String>,
     system_account: Option<SystemAccount>,
+    max_clock_skew: i64,
+}
+
+impl Default for Trust {
+    fn default() -> Self {
+        Trust {
+            operator: None,
+            trusted_keys: HashSet::new(),
+            system_account: None,
+            max_clock_skew: DEFAULT_MAX_CLOCK_SKEW_SECS,
+        }
+    }
 }
 
 fn read(what: &'static str, path: &Path) -> Result<Vec<u8>, TrustError> {
@@ -177,9 +204,30 @@ impl Trust {
                 key,
                 jwt: text.into_bytes(),
                 name: token.claims.name.clone(),
+                iat: token.claims.iat,
             });
         }
         Ok(trust)
+    }
+
+    /// The same trust with another allowed clock skew for `iat` (seconds, `maxclockskew`).
+    pub fn with_max_clock_skew(mut self, secs: i64) -> Self {
+        self.max_clock_skew = secs.max(0);
+        self
+    }
+
+    /// The `iat` below which no JWT may replace `stored` for `key`: its `iat` when it still
+    /// decodes, is for `key`, is signed by a key trusted now and its `iat` is not beyond the
+    /// clock skew at `now`; `None` when it would not be accepted today (so it cannot lock the
+    /// account out: a removed signing key or a far-future `iat` does not block the fix).
+    pub fn rollback_floor(&self, key: &AccountKey, stored: &[u8], now: i64) -> Option<i64> {
+        let text = std::str::from_utf8(stored).ok()?.trim();
+        let (token, _) = jwt::decode_account(text).ok()?;
+        let c = &token.claims;
+        let acceptable = c.sub == key.as_str()
+            && self.is_trusted_issuer(&c.iss)
+            && c.iat <= now.saturating_add(self.max_clock_skew);
+        acceptable.then_some(c.iat)
     }
 
     /// The operator, when one is configured.
@@ -238,6 +286,14 @@ impl Trust {
             .collect();
         if !blocking.is_empty() {
             return Err(Rejection::Invalid(blocking));
+        }
+        let ahead = token.claims.iat.saturating_sub(now);
+        if ahead > self.max_clock_skew {
+            return Err(Rejection::FutureIat {
+                iat: token.claims.iat,
+                ahead,
+                skew: self.max_clock_skew,
+            });
         }
         Ok((token, claims))
     }

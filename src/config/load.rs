@@ -132,6 +132,7 @@ pub fn from_map(map: &Map) -> Result<Loaded, ConfigError> {
             "maxreplicationpack" => config.max_replication_pack = integer(&path, node)?,
             "signrequestsubject" => config.sign_request_subject = Some(string(&path, node)?),
             "signrequesttimeout" => config.sign_request_timeout_ms = unsigned(&path, node)?,
+            "maxclockskew" => config.max_clock_skew_secs = seconds(&path, node)?,
             _ => cx.unknown(&path, node),
         }
     }
@@ -254,6 +255,31 @@ fn unsigned(key: &str, node: &Node) -> Result<u64, ConfigError> {
             format!("expected a number of 0 or more, found {i}"),
         )
     })
+}
+
+/// Seconds: an integer, or a string of digits with a unit `s`, `m` or `h` (`"5m"`).
+fn seconds(key: &str, node: &Node) -> Result<u64, ConfigError> {
+    if let Value::String(s) = &node.value {
+        let text = s.trim();
+        let (digits, unit) = text.split_at(text.len().saturating_sub(1));
+        let scale = match unit {
+            "s" => Some(1),
+            "m" => Some(60),
+            "h" => Some(3600),
+            _ => None,
+        };
+        if let (Some(scale), Ok(n)) = (scale, digits.parse::<u64>()) {
+            return Ok(n.saturating_mul(scale));
+        }
+        if text.parse::<u64>().is_err() {
+            return Err(value_error(
+                key,
+                &node.pos,
+                format!("expected seconds or a duration like \"5m\", found string {s:?}"),
+            ));
+        }
+    }
+    unsigned(key, node)
 }
 
 fn positive(key: &str, node: &Node) -> Result<usize, ConfigError> {

@@ -35,6 +35,8 @@ pub struct Config {
     pub sign_request_subject: Option<String>,
     /// `signrequesttimeout` in milliseconds.
     pub sign_request_timeout_ms: u64,
+    /// `maxclockskew` in seconds: JWTs whose `iat` lies further in the future are refused.
+    pub max_clock_skew_secs: u64,
 }
 
 /// `logging { time, debug, trace, colors, pid }`.
@@ -165,6 +167,7 @@ impl Default for Config {
             max_replication_pack: 10000,
             sign_request_subject: None,
             sign_request_timeout_ms: 1000,
+            max_clock_skew_secs: crate::trust::DEFAULT_MAX_CLOCK_SKEW_SECS as u64,
         }
     }
 }

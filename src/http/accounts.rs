@@ -163,7 +163,7 @@ pub(crate) fn serve_stored(
     if flags.decode {
         return decode::response(&jwt.bytes);
     }
-    let Some(jti) = jwt.jti.as_deref() else {
+    let Some(tag) = jwt.etag.as_deref() else {
         tracing::error!("{label} - stored JWT cannot be decoded");
         return text_error(
             StatusCode::INTERNAL_SERVER_ERROR,
@@ -173,7 +173,7 @@ pub(crate) fn serve_stored(
     if flags.check && jwt.exp > 0 && jwt.exp < unix_now() {
         return StatusCode::NOT_FOUND.into_response();
     }
-    let etag = format!("\"{jti}\"");
+    let etag = format!("\"{tag}\"");
     let etag_value = HeaderValue::from_str(&etag).ok();
     if if_none_match_hits(if_none_match, &etag) {
         let mut resp = StatusCode::NOT_MODIFIED.into_response();

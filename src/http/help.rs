@@ -13,7 +13,7 @@ GET /jwt/v1/accounts/
     Resolver check used by nats-server at startup: 200 with an empty body.
 
 GET /jwt/v1/accounts/<account public key>
-    The stored account JWT (Content-Type: application/jwt, ETag \"<jti>\").
+    The stored account JWT (Content-Type: application/jwt, ETag: a hash of the stored bytes).
     404 when no JWT is stored for the key, 400 when the key is not an account public key.
     Query parameters:
       text=true    return the JWT as text/plain

@@ -1,4 +1,5 @@
-//! Typed views of the type-specific (`nats`) part of operator, account and activation claims.
+//! Typed views of the type-specific (`nats`) part of operator and activation claims (account
+//! claims are in `account.rs`).
 //! Unknown fields are ignored; the raw token is never re-encoded.
 
 use data_encoding::BASE32;
@@ -25,89 +26,6 @@ pub struct OperatorClaims {
     pub operator_service_urls: Vec<String>,
     /// `nats.strict_signing_key_usage`
     pub strict_signing_key_usage: bool,
-}
-
-/// An account signing key: a bare key or a scoped signer.
-#[derive(Debug, Clone, PartialEq)]
-pub enum SigningKey {
-    /// A plain account public key.
-    Plain(String),
-    /// `{"kind":"user_scope","key":..,"role":..,"template":{..}}`
-    Scoped {
-        /// `kind` as written (only `user_scope` is valid).
-        kind: String,
-        /// The signing key.
-        key: String,
-        /// `role`
-        role: String,
-        /// `template` kept as JSON.
-        template: serde_json::Value,
-    },
-}
-
-impl SigningKey {
-    /// The public key of this signing key, whatever its form.
-    pub fn key(&self) -> &str {
-        match self {
-            SigningKey::Plain(k) => k,
-            SigningKey::Scoped { key, .. } => key,
-        }
-    }
-}
-
-/// One entry of `nats.imports`.
-#[derive(Debug, Clone, PartialEq, Default)]
-pub struct Import {
-    /// `name`
-    pub name: String,
-    /// `subject`
-    pub subject: String,
-    /// `account` (the exporting account)
-    pub account: String,
-    /// `token` (an activation JWT, may be empty)
-    pub token: String,
-    /// deprecated `to`
-    pub to: String,
-    /// `local_subject`
-    pub local_subject: String,
-    /// `type` (`stream` or `service`)
-    pub kind: String,
-}
-
-/// One entry of `nats.exports`.
-#[derive(Debug, Clone, PartialEq, Default)]
-pub struct Export {
-    /// `name`
-    pub name: String,
-    /// `subject`
-    pub subject: String,
-    /// `type` (`stream` or `service`)
-    pub kind: String,
-    /// `token_req`
-    pub token_req: bool,
-    /// `response_type` (services)
-    pub response_type: String,
-    /// `response_threshold` in nanoseconds (services)
-    pub response_threshold: i64,
-    /// `account_token_position`
-    pub account_token_position: u64,
-    /// `service_latency` kept as JSON (null when absent).
-    pub service_latency: serde_json::Value,
-}
-
-/// Account claims (`nats` of an account JWT), enough to validate it as the Go library does.
-#[derive(Debug, Clone, PartialEq, Default)]
-pub struct AccountClaims {
-    /// `nats.signing_keys`
-    pub signing_keys: Vec<SigningKey>,
-    /// `nats.imports`
-    pub imports: Vec<Import>,
-    /// `nats.exports`
-    pub exports: Vec<Export>,
-    /// `nats.limits` kept as JSON (an empty object when absent).
-    pub limits: serde_json::Value,
-    /// `nats.revocations`: user key (or `*`) → Unix seconds.
-    pub revocations: std::collections::BTreeMap<String, i64>,
 }
 
 /// Activation claims (`nats` of an activation JWT).
@@ -156,7 +74,7 @@ fn claims_error(kind: ClaimKind, e: impl std::fmt::Display) -> JwtError {
 }
 
 /// The `nats` object of a token (an empty object when absent).
-fn nats_of(token: &Token) -> Value {
+pub(crate) fn nats_of(token: &Token) -> Value {
     token
         .payload
         .get("nats")
@@ -187,118 +105,6 @@ pub(crate) fn parse_operator(token: &Token) -> Result<OperatorClaims, JwtError> 
         account_server_url: raw.account_server_url.unwrap_or_default(),
         operator_service_urls: raw.operator_service_urls.unwrap_or_default(),
         strict_signing_key_usage: raw.strict_signing_key_usage.unwrap_or(false),
-    })
-}
-
-#[derive(Deserialize, Default)]
-#[serde(default)]
-struct RawImport {
-    name: Option<String>,
-    subject: Option<String>,
-    account: Option<String>,
-    token: Option<String>,
-    to: Option<String>,
-    local_subject: Option<String>,
-    #[serde(rename = "type")]
-    kind: Option<String>,
-}
-
-#[derive(Deserialize, Default)]
-#[serde(default)]
-struct RawExport {
-    name: Option<String>,
-    subject: Option<String>,
-    #[serde(rename = "type")]
-    kind: Option<String>,
-    token_req: Option<bool>,
-    response_type: Option<String>,
-    response_threshold: Option<i64>,
-    account_token_position: Option<u64>,
-    service_latency: Option<Value>,
-}
-
-#[derive(Deserialize, Default)]
-#[serde(default)]
-struct RawAccount {
-    signing_keys: Option<Vec<Value>>,
-    imports: Option<Vec<RawImport>>,
-    exports: Option<Vec<RawExport>>,
-    limits: Option<Value>,
-    revocations: Option<std::collections::BTreeMap<String, i64>>,
-}
-
-/// Typed account claims of a decoded account token.
-pub(crate) fn parse_account(token: &Token) -> Result<AccountClaims, JwtError> {
-    let raw: RawAccount =
-        serde_json::from_value(nats_of(token)).map_err(|e| claims_error(ClaimKind::Account, e))?;
-    let mut signing_keys = Vec::new();
-    for key in raw.signing_keys.unwrap_or_default() {
-        signing_keys.push(match key {
-            Value::String(k) => SigningKey::Plain(k),
-            Value::Object(m) => {
-                let text = |name: &str| -> Result<String, JwtError> {
-                    match m.get(name) {
-                        None | Some(Value::Null) => Ok(String::new()),
-                        Some(Value::String(s)) => Ok(s.clone()),
-                        Some(_) => Err(claims_error(
-                            ClaimKind::Account,
-                            format!("signing key field {name} is not a string"),
-                        )),
-                    }
-                };
-                SigningKey::Scoped {
-                    kind: text("kind")?,
-                    key: text("key")?,
-                    role: text("role")?,
-                    template: m.get("template").cloned().unwrap_or(Value::Null),
-                }
-            }
-            _ => {
-                return Err(claims_error(
-                    ClaimKind::Account,
-                    "a signing key is neither a string nor an object",
-                ))
-            }
-        });
-    }
-    let imports = raw
-        .imports
-        .unwrap_or_default()
-        .into_iter()
-        .map(|i| Import {
-            name: i.name.unwrap_or_default(),
-            subject: i.subject.unwrap_or_default(),
-            account: i.account.unwrap_or_default(),
-            token: i.token.unwrap_or_default(),
-            to: i.to.unwrap_or_default(),
-            local_subject: i.local_subject.unwrap_or_default(),
-            kind: i.kind.unwrap_or_default(),
-        })
-        .collect();
-    let exports = raw
-        .exports
-        .unwrap_or_default()
-        .into_iter()
-        .map(|e| Export {
-            name: e.name.unwrap_or_default(),
-            subject: e.subject.unwrap_or_default(),
-            kind: e.kind.unwrap_or_default(),
-            token_req: e.token_req.unwrap_or(false),
-            response_type: e.response_type.unwrap_or_default(),
-            response_threshold: e.response_threshold.unwrap_or(0),
-            account_token_position: e.account_token_position.unwrap_or(0),
-            service_latency: e.service_latency.unwrap_or(Value::Null),
-        })
-        .collect();
-    Ok(AccountClaims {
-        signing_keys,
-        imports,
-        exports,
-        limits: raw
-            .limits
-            .filter(|v| !v.is_null())
-            .unwrap_or_else(|| Value::Object(Default::default())),
-        revocations: raw.revocations.unwrap_or_default(),
     })
 }
 

@@ -4,19 +4,23 @@
 //! and the signing service).
 //!
 
+pub mod account;
 pub mod claims;
 pub mod creds;
 pub mod encode;
+mod exchange;
+mod json;
 pub mod peek;
+mod schema;
+mod subjects;
 pub mod validate;
 mod verify;
 
 #[cfg(test)]
 mod tests;
 
-pub use claims::{
-    activation_hash_id, AccountClaims, ActivationClaims, Export, Import, OperatorClaims, SigningKey,
-};
+pub use account::{AccountClaims, Export, Import, SigningKey};
+pub use claims::{activation_hash_id, ActivationClaims, OperatorClaims};
 pub use encode::{encode, encode_v1};
 pub use validate::{validate_account, Issue, IssueKind};
 
@@ -86,6 +90,15 @@ pub enum JwtError {
         kind: ClaimKind,
         /// What was wrong.
         reason: String,
+    },
+    /// A key that Go would read as a known claim field only by ignoring case (`"Exp"` for
+    /// `exp`): Go and we would see different claims, so the token is refused.
+    #[error("ambiguous claim key \"{key}\": Go reads it as \"{field}\" (keys are matched without regard to case); write it exactly as \"{field}\"")]
+    AmbiguousKey {
+        /// The key as written, with its path.
+        key: String,
+        /// The field Go would match it to, with its path.
+        field: String,
     },
     /// Encoding failed (e.g. the signer has no seed).
     #[error("cannot encode JWT: {0}")]

@@ -115,9 +115,9 @@ fn b_import_token_is_checked() {
     other.claims.sub = KeyPair::new_account().public_key();
     let issues = validate_account(&other, &claims, now());
     assert!(
-        issues
-            .iter()
-            .any(|i| i.is_blocking(false) && i.description.contains("not for this account")),
+        issues.iter().any(|i| i.is_blocking(false)
+            && i.description
+                .contains("doesn't match account it is being included in")),
         "{issues:?}"
     );
 
@@ -126,9 +126,9 @@ fn b_import_token_is_checked() {
     wrong.imports[0].account = KeyPair::new_account().public_key();
     let issues = validate_account(&token, &wrong, now());
     assert!(
-        issues
-            .iter()
-            .any(|i| i.description.contains("is not the exporting account")),
+        issues.iter().any(|i| i
+            .description
+            .contains("activation token doesn't match account for import")),
         "{issues:?}"
     );
 

@@ -4,7 +4,10 @@ use base64::Engine;
 use nkeys::KeyPairType;
 use serde_json::{Map, Value};
 
-use super::claims::{parse_account, parse_activation, parse_operator};
+use super::account::parse_account;
+use super::claims::{parse_activation, parse_operator};
+use super::json::{check_object, parse_object};
+use super::schema;
 use super::{
     key_type, AccountClaims, ActivationClaims, ClaimKind, Header, JwtError, OperatorClaims,
     StandardClaims, Token, MAX_TOKEN_SIZE,
@@ -24,20 +27,6 @@ pub(crate) fn b64_segment(segment: &str, part: &'static str) -> Result<Vec<u8>, 
         engine.decode(segment)
     };
     result.map_err(|_| JwtError::Base64 { part })
-}
-
-fn json_object(bytes: &[u8], part: &'static str) -> Result<Map<String, Value>, JwtError> {
-    match serde_json::from_slice::<Value>(bytes) {
-        Ok(Value::Object(map)) => Ok(map),
-        Ok(_) => Err(JwtError::Json {
-            part,
-            reason: "not a JSON object".into(),
-        }),
-        Err(e) => Err(JwtError::Json {
-            part,
-            reason: e.to_string(),
-        }),
-    }
 }
 
 fn string_field(
@@ -87,7 +76,8 @@ pub fn decode(token: &str) -> Result<Token, JwtError> {
     else {
         return Err(JwtError::Chunks);
     };
-    let header_map = json_object(&b64_segment(h, "header")?, "header")?;
+    let header_map = parse_object(&b64_segment(h, "header")?, "header")?;
+    check_object(&header_map, schema::HEADER, "header")?;
     let header = Header {
         typ: string_field(&header_map, "typ", "header")?,
         alg: string_field(&header_map, "alg", "header")?,
@@ -99,8 +89,10 @@ pub fn decode(token: &str) -> Result<Token, JwtError> {
     if alg != "ed25519" && alg != "ed25519-nkey" {
         return Err(JwtError::Alg(header.alg));
     }
-    let payload = json_object(&b64_segment(p, "payload")?, "payload")?;
+    let payload = parse_object(&b64_segment(p, "payload")?, "payload")?;
     let signature = b64_segment(s, "signature")?;
+    // Keys Go would read as the version or the type only by ignoring case are refused first.
+    check_object(&payload, schema::payload(&ClaimKind::Generic), "")?;
 
     let nats = match payload.get("nats") {
         None | Some(Value::Null) => None,
@@ -135,6 +127,7 @@ pub fn decode(token: &str) -> Result<Token, JwtError> {
         (version as u8, kind)
     };
 
+    check_object(&payload, schema::payload(&kind), "")?;
     let claims = StandardClaims {
         aud: string_field(&payload, "aud", "payload")?,
         exp: int_field(&payload, "exp")?,

