@@ -226,8 +226,14 @@ impl Trust {
         let c = &token.claims;
         let acceptable = c.sub == key.as_str()
             && self.is_trusted_issuer(&c.iss)
-            && c.iat <= now.saturating_add(self.max_clock_skew);
+            && self.beyond_skew(c.iat, now).is_none();
         acceptable.then_some(c.iat)
+    }
+
+    /// How many seconds `iat` lies ahead of `now` when that is more than the allowed skew.
+    fn beyond_skew(&self, iat: i64, now: i64) -> Option<i64> {
+        let ahead = iat.saturating_sub(now);
+        (ahead > self.max_clock_skew).then_some(ahead)
     }
 
     /// The operator, when one is configured.
@@ -287,8 +293,7 @@ impl Trust {
         if !blocking.is_empty() {
             return Err(Rejection::Invalid(blocking));
         }
-        let ahead = token.claims.iat.saturating_sub(now);
-        if ahead > self.max_clock_skew {
+        if let Some(ahead) = self.beyond_skew(token.claims.iat, now) {
             return Err(Rejection::FutureIat {
                 iat: token.claims.iat,
                 ahead,
