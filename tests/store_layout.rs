@@ -11,24 +11,10 @@ use support::*;
 async fn directory_written_by_nats_server_full_resolver_is_served_as_is() {
     let w = World::new();
     let nats_dir = w.path("nats-jwt");
-    let block = format!(
-        "resolver {{\n  type: full\n  dir: \"{}\"\n  allow_delete: false\n  interval: \"2m\"\n}}\nresolver_preload {{\n  {}: {}\n}}\n",
-        nats_dir.display(),
-        w.sys.public_key(),
-        w.sys_jwt
-    );
     let mut nats = NatsServer::start(
         w.dir.path(),
         "full",
-        &NatsOptions {
-            operator_path: w.operator_path.clone(),
-            system_account: w.sys.public_key(),
-            resolver_url: None,
-            resolver_block: Some(block),
-            port: None,
-            monitor: false,
-            extra: String::new(),
-        },
+        &NatsOptions::full_resolver(&w, &nats_dir),
     );
     let sys_user = w.user_creds(&w.sys, "sys");
     let client = connect(&nats.client_url(), &sys_user)

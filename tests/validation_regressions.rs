@@ -76,6 +76,17 @@ impl Setup {
     fn refused_payload(&self, payload: &str, words: &[&str]) {
         self.refused(&sign_payload(payload, &self.w.signing_key), words);
     }
+
+    /// A payload written by hand: `iat` now, `iss` the signing key, `sub` the account, then
+    /// `fields` (JSON object members, as text).
+    fn hand_payload(&self, fields: &str) -> String {
+        format!(
+            r#"{{"iat":{},"iss":"{}","sub":"{}",{fields}}}"#,
+            now(),
+            self.w.signing_key.public_key(),
+            self.account.public_key()
+        )
+    }
 }
 
 fn export(subject: &str) -> Value {
@@ -213,23 +224,17 @@ fn a_past_exp_spelled_exp_with_a_capital_is_refused() {
 fn a_second_sub_in_capitals_is_refused() {
     let s = setup();
     let other = KeyPair::new_account().public_key();
-    let payload = format!(
-        r#"{{"iat":{},"iss":"{}","sub":"{}","SUB":"{other}","nats":{{"limits":{{"conn":-1}},"type":"account","version":2}}}}"#,
-        now(),
-        s.w.signing_key.public_key(),
-        s.account.public_key()
-    );
+    let payload = s.hand_payload(&format!(
+        r#""SUB":"{other}","nats":{{"limits":{{"conn":-1}},"type":"account","version":2}}"#
+    ));
     s.refused_payload(&payload, &["ambiguous claim key \"SUB\""]);
 }
 
 #[test]
 fn a_second_nats_object_of_type_user_is_refused() {
     let s = setup();
-    let payload = format!(
-        r#"{{"iat":{},"iss":"{}","sub":"{}","nats":{{"type":"account","version":2}},"NATS":{{"type":"user","version":2}}}}"#,
-        now(),
-        s.w.signing_key.public_key(),
-        s.account.public_key()
+    let payload = s.hand_payload(
+        r#""nats":{"type":"account","version":2},"NATS":{"type":"user","version":2}"#,
     );
     s.refused_payload(&payload, &["ambiguous claim key \"NATS\""]);
 }
@@ -242,13 +247,10 @@ fn duplicated_jti_iat_and_exp_are_refused() {
         ("iat", json!(now())),
         ("exp", json!(now() + 99)),
     ] {
-        let payload = format!(
-            r#"{{"jti":"J","iat":{},"exp":{},"iss":"{}","sub":"{}","{dup}":{value},"nats":{{"type":"account","version":2}}}}"#,
-            now(),
-            now() + 50,
-            s.w.signing_key.public_key(),
-            s.account.public_key()
-        );
+        let payload = s.hand_payload(&format!(
+            r#""jti":"J","exp":{},"{dup}":{value},"nats":{{"type":"account","version":2}}"#,
+            now() + 50
+        ));
         s.refused_payload(&payload, &["duplicate key", dup]);
     }
 }

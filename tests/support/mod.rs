@@ -711,6 +711,26 @@ pub fn monitor(nats: &NatsServer, path: &str) -> String {
 }
 
 impl NatsOptions {
+    /// Operator mode with nats-server's own full resolver in `dir`, the world's system account
+    /// preloaded.
+    pub fn full_resolver(w: &World, dir: &Path) -> NatsOptions {
+        let block = format!(
+            "resolver {{\n  type: full\n  dir: \"{}\"\n  allow_delete: false\n  interval: \"2m\"\n}}\nresolver_preload {{\n  {}: \"{}\"\n}}\n",
+            dir.display(),
+            w.sys.public_key(),
+            w.sys_jwt
+        );
+        NatsOptions {
+            operator_path: w.operator_path.clone(),
+            system_account: w.sys.public_key(),
+            resolver_url: None,
+            resolver_block: Some(block),
+            port: None,
+            monitor: false,
+            extra: String::new(),
+        }
+    }
+
     /// Operator mode with the URL resolver of `nas`.
     pub fn url_resolver(operator: &Path, system_account: &str, nas: &AccountServer) -> NatsOptions {
         NatsOptions {

@@ -24,22 +24,7 @@ pub struct Oracle {
 impl Oracle {
     /// Starts `binary` as a full-resolver server named `name`.
     pub async fn start(w: &World, binary: &Path, name: &str, version: &'static str) -> Oracle {
-        let dir = w.path(&format!("{name}-jwt"));
-        let block = format!(
-            "resolver {{ type: full, dir: \"{}\", allow_delete: false, interval: \"2m\" }}\nresolver_preload {{ {}: \"{}\" }}",
-            dir.display(),
-            w.sys.public_key(),
-            w.sys_jwt
-        );
-        let opts = NatsOptions {
-            operator_path: w.operator_path.clone(),
-            system_account: w.sys.public_key(),
-            resolver_url: None,
-            resolver_block: Some(block),
-            port: None,
-            monitor: false,
-            extra: String::new(),
-        };
+        let opts = NatsOptions::full_resolver(w, &w.path(&format!("{name}-jwt")));
         let server = NatsServer::start_binary(binary, w.dir.path(), name, &opts);
         let creds = w.user_creds(&w.sys, &format!("{name}-sys"));
         let client = super::connect(&server.client_url(), &creds)
