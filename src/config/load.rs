@@ -455,11 +455,26 @@ logging { colors: false, pid: yes }
             ("http { readtimeout: -1 }", "http.readtimeout"),
             ("operatorjwtpath: \"\"", "operatorjwtpath"),
             ("store { dir: \"~bob/x\" }", "store.dir"),
+            ("maxclockskew: \"soon\"", "maxclockskew"),
+            ("maxclockskew: -5", "maxclockskew"),
         ] {
             let text = load(src).unwrap_err().to_string();
             assert!(text.contains(&format!("{key:?}")), "{src} → {text}");
             assert!(text.contains("nas.conf:1"), "{src} → {text}");
         }
+    }
+
+    #[test]
+    fn maxclockskew_takes_seconds_or_a_unit() {
+        for (src, secs) in [
+            ("maxclockskew: 90", 90),
+            ("maxclockskew: \"30s\"", 30),
+            ("maxclockskew: \"5m\"", 300),
+            ("max_clock_skew: \"2h\"", 7200),
+        ] {
+            assert_eq!(load(src).unwrap().config.max_clock_skew_secs, secs, "{src}");
+        }
+        assert_eq!(load("").unwrap().config.max_clock_skew_secs, 300);
     }
 
     #[test]
