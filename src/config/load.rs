@@ -86,6 +86,8 @@ pub fn from_map(map: &Map) -> Result<Loaded, ConfigError> {
                         "maxreconnects" => c.max_reconnects = integer(&p, n)?,
                         "tls" => c.tls = cx.tls(&p, n)?,
                         "usercredentials" => c.user_credentials = Some(path_value(&p, n)?),
+                        "name" => c.name = string(&p, n)?,
+                        "syncinterval" => c.sync_interval_ms = millis(&p, n)?.max(1),
                         _ => cx.unknown(&p, n),
                     }
                 }
@@ -99,7 +101,16 @@ pub fn from_map(map: &Map) -> Result<Loaded, ConfigError> {
                         "port" => c.port = port(&p, n)?,
                         "readtimeout" => c.read_timeout_ms = unsigned(&p, n)?,
                         "writetimeout" => c.write_timeout_ms = unsigned(&p, n)?,
-                        "tls" => c.tls = cx.tls(&p, n)?,
+                        "tls" => {
+                            c.tls = cx.tls(&p, n)?;
+                            if c.tls.handshake_first {
+                                return Err(value_error(
+                                    &p,
+                                    &n.pos,
+                                    "handshakefirst is a NATS connection setting (nats.tls)".into(),
+                                ));
+                            }
+                        }
                         "maxbodysize" => c.max_body_bytes = positive(&p, n)?,
                         "maxconnections" => c.max_connections = positive(&p, n)?,
                         "metrics" => c.metrics = boolean(&p, n)?,
@@ -118,6 +129,7 @@ pub fn from_map(map: &Map) -> Result<Loaded, ConfigError> {
                         "nsc" => c.nsc = Some(path_value(&p, n)?),
                         "readonly" => c.readonly = boolean(&p, n)?,
                         "cachesize" => c.cache_bytes = unsigned(&p, n)? as usize,
+                        "allowdelete" => c.allow_delete = boolean(&p, n)?,
                         _ => cx.unknown(&p, n),
                     }
                 }
@@ -180,6 +192,7 @@ impl Cx<'_> {
                 "root" | "cafile" | "ca" => tls.root = Some(path_value(&p, n)?),
                 "cert" | "certfile" => tls.cert = Some(path_value(&p, n)?),
                 "key" | "keyfile" => tls.key = Some(path_value(&p, n)?),
+                "handshakefirst" => tls.handshake_first = boolean(&p, n)?,
                 _ => self.unknown(&p, n),
             }
         }
@@ -278,6 +291,33 @@ fn seconds(key: &str, node: &Node) -> Result<u64, ConfigError> {
                 format!("expected seconds or a duration like \"5m\", found string {s:?}"),
             ));
         }
+    }
+    unsigned(key, node)
+}
+
+/// Milliseconds: an integer, or a string of digits with a unit `ms`, `s`, `m` or `h` (`"2m"`).
+fn millis(key: &str, node: &Node) -> Result<u64, ConfigError> {
+    if let Value::String(s) = &node.value {
+        let text = s.trim();
+        let split = text
+            .find(|c: char| !c.is_ascii_digit())
+            .unwrap_or(text.len());
+        let (digits, unit) = text.split_at(split);
+        let scale = match unit {
+            "" | "ms" => Some(1),
+            "s" => Some(1000),
+            "m" => Some(60_000),
+            "h" => Some(3_600_000),
+            _ => None,
+        };
+        return match (scale, digits.parse::<u64>()) {
+            (Some(scale), Ok(n)) => Ok(n.saturating_mul(scale)),
+            _ => Err(value_error(
+                key,
+                &node.pos,
+                format!("expected milliseconds or a duration like \"2m\", found string {s:?}"),
+            )),
+        };
     }
     unsigned(key, node)
 }
@@ -494,5 +534,46 @@ logging { colors: false, pid: yes }
     fn single_server_string_becomes_a_list() {
         let c = load("nats { servers: \"nats://a:1\" }").unwrap().config;
         assert_eq!(c.nats.servers, ["nats://a:1"]);
+    }
+
+    #[test]
+    fn resolver_protocol_keys() {
+        let c = load(
+            "nats { servers: [\"nats://a:1\", \"nats://b:2\"], name: nas-1, syncinterval: \"2m\",\n\
+             tls { handshake_first: true } }\nstore { dir: /x, allow_delete: true }",
+        )
+        .unwrap()
+        .config;
+        assert_eq!(c.nats.servers, ["nats://a:1", "nats://b:2"]);
+        assert_eq!(c.nats.name, "nas-1");
+        assert_eq!(c.nats.sync_interval_ms, 120_000);
+        assert!(c.nats.tls.handshake_first);
+        assert!(c.store.allow_delete);
+        let d = load("").unwrap().config;
+        assert_eq!(
+            (
+                d.nats.name.as_str(),
+                d.nats.sync_interval_ms,
+                d.store.allow_delete
+            ),
+            ("nats-account-server", 60_000, false)
+        );
+        for (src, ms) in [("500", 500), ("\"500ms\"", 500), ("\"3s\"", 3000), ("1", 1)] {
+            let c = load(&format!("nats {{ syncinterval: {src} }}"))
+                .unwrap()
+                .config;
+            assert_eq!(c.nats.sync_interval_ms, ms, "{src}");
+        }
+        let e = load("nats {\n syncinterval: \"soon\" }")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("nas.conf:2") && e.contains("syncinterval"),
+            "{e}"
+        );
+        let e = load("http { tls { handshakefirst: true } }")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("nats.tls"), "{e}");
     }
 }

@@ -69,6 +69,11 @@ pub struct NatsConfig {
     pub tls: TlsConfig,
     /// `usercredentials`: creds file of a system-account user.
     pub user_credentials: Option<PathBuf>,
+    /// `name`: the server name in replies to resolver requests (what `nsc push` prints) and the
+    /// NATS connection name.
+    pub name: String,
+    /// `syncinterval` in milliseconds: how often a pack is requested from the nats-servers.
+    pub sync_interval_ms: u64,
 }
 
 /// `http { ... }`: the listener.
@@ -101,12 +106,15 @@ pub struct TlsConfig {
     pub cert: Option<PathBuf>,
     /// Private key file.
     pub key: Option<PathBuf>,
+    /// `handshakefirst`: start TLS before reading the server's INFO (nats-server's
+    /// `tls { handshake_first: true }`); NATS connections only.
+    pub handshake_first: bool,
 }
 
 impl TlsConfig {
     /// `true` when any file is set.
     pub fn is_set(&self) -> bool {
-        self.root.is_some() || self.cert.is_some() || self.key.is_some()
+        self.root.is_some() || self.cert.is_some() || self.key.is_some() || self.handshake_first
     }
 }
 
@@ -125,6 +133,8 @@ pub struct StoreConfig {
     pub readonly: bool,
     /// `cachesize`: bytes of hot JWTs kept in memory for GETs (0 = none).
     pub cache_bytes: usize,
+    /// `allowdelete`: accept operator-signed account deletes (nats-server's `allow_delete`).
+    pub allow_delete: bool,
 }
 
 impl Default for Config {
@@ -144,6 +154,8 @@ impl Default for Config {
                 max_reconnects: -1,
                 tls: TlsConfig::default(),
                 user_credentials: None,
+                name: "nats-account-server".into(),
+                sync_interval_ms: 60_000,
             },
             http: HttpConfig {
                 host: "localhost".into(),

@@ -113,13 +113,14 @@ pub(crate) fn spawn<H: Inbound>(
 
 /// Connects, retrying every `reconnectwait` until it works.
 async fn connect_with_retry(config: &NatsConfig, shared: &Arc<Shared>) -> Client {
-    let servers = config.servers.join(",");
     loop {
         let attempt = async {
             options(config, shared.clone())
                 .await
                 .map_err(|e| e.to_string())?
-                .connect(servers.as_str())
+                // Each URL is its own server address: async-nats parses a list, not a
+                // comma-joined string.
+                .connect(config.servers.as_slice())
                 .await
                 .map_err(|e| e.to_string())
         };
@@ -198,7 +199,7 @@ async fn options(
     // The first Connected event of a client is its initial connect, later ones are reconnects.
     let seen_connect = Arc::new(std::sync::atomic::AtomicBool::new(false));
     opts = opts
-        .name("nats-account-server")
+        .name(config.name.as_str())
         .no_echo()
         .connection_timeout(Duration::from_millis(config.connect_timeout_ms.max(1)))
         .reconnect_delay_callback(move |_| wait)
@@ -234,6 +235,9 @@ async fn options(
                 }
             }
         });
+    if config.tls.handshake_first {
+        opts = opts.tls_first().require_tls(true);
+    }
     if let Some(root) = &config.tls.root {
         opts = opts.add_root_certificates(root.clone()).require_tls(true);
     }

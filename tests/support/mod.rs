@@ -759,3 +759,63 @@ pub fn nats_server_215_binary() -> PathBuf {
     );
     local
 }
+
+/// Starts `n` nats-servers (of `binary`) routed into one cluster, each with `opts` (its port,
+/// monitoring and cluster block are set here). `name` prefixes the server names.
+pub fn start_cluster(
+    binary: &Path,
+    dir: &Path,
+    name: &str,
+    n: usize,
+    opts: impl Fn(usize) -> NatsOptions,
+) -> Vec<NatsServer> {
+    let route_ports: Vec<u16> = (0..n).map(|_| free_port()).collect();
+    let routes: Vec<String> = route_ports
+        .iter()
+        .map(|p| format!("\"nats-route://127.0.0.1:{p}\""))
+        .collect();
+    (0..n)
+        .map(|i| {
+            let mut o = opts(i);
+            o.monitor = true;
+            o.extra.push_str(&format!(
+                "\ncluster {{\n  name: {name}\n  listen: \"127.0.0.1:{}\"\n  routes: [{}]\n}}\n",
+                route_ports[i],
+                routes.join(", ")
+            ));
+            NatsServer::start_binary(binary, dir, &format!("{name}{i}"), &o)
+        })
+        .collect()
+}
+
+/// Waits (up to 10 s) until every server of `cluster` sees `n - 1` routes.
+pub fn wait_for_routes(cluster: &[NatsServer]) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let routed = cluster.iter().all(|s| {
+            let v: Value = serde_json::from_str(&monitor(s, "/routez")).unwrap_or(Value::Null);
+            v["num_routes"].as_u64().unwrap_or(0) >= (cluster.len() - 1) as u64
+        });
+        if routed {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "cluster routes not up within 10 s"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// Whether a client connection named `name` is on `server` (from its `/connz`).
+pub fn has_connection(server: &NatsServer, name: &str) -> bool {
+    monitor(server, "/connz?limit=1000").contains(&format!("\"name\": \"{name}\""))
+}
+
+/// The two nats-server versions the protocol tests run against: (label, binary).
+pub fn nats_binaries() -> Vec<(&'static str, PathBuf)> {
+    vec![
+        ("2.9.10", nats_server_binary()),
+        ("2.15.1", nats_server_215_binary()),
+    ]
+}
