@@ -260,6 +260,7 @@ pub async fn build_services(
     let policy = Policy {
         verify_reads: stores.accounts.is_read_only(),
         refuse_posts,
+        allow_delete: config.store.allow_delete,
         signing: config.sign_request_subject.clone().map(|subject| {
             tracing::info!(
                 "self-signed account JWTs are sent to the signing service on {subject:?}"

@@ -30,7 +30,7 @@ pub(super) async fn resolver_check() -> Response {
 
 /// The account key of the URL; any problem (bad percent-encoding, not UTF-8, not an account key)
 /// is a 400 before anything touches the store.
-fn parse_key(path: Result<Path<String>, PathRejection>) -> Result<AccountKey, Box<Response>> {
+pub(super) fn parse_key(path: Result<Path<String>, PathRejection>) -> Result<AccountKey, Box<Response>> {
     let Path(text) = path.map_err(|_| {
         Box::new(text_error(
             StatusCode::BAD_REQUEST,
@@ -205,26 +205,9 @@ pub(super) async fn post_account(
         Ok(k) => k,
         Err(resp) => return *resp,
     };
-    let body = match body {
+    let body = match read_body(&state, &key, body) {
         Ok(b) => b,
-        Err(rejection) => {
-            let mut status = rejection.status();
-            if timed_out(&rejection) {
-                status = StatusCode::REQUEST_TIMEOUT;
-            }
-            let message = if status == StatusCode::REQUEST_TIMEOUT {
-                "the request body did not arrive within the read timeout".to_string()
-            } else if status == StatusCode::PAYLOAD_TOO_LARGE {
-                format!(
-                    "request body is larger than the limit of {} bytes",
-                    state.max_body_bytes
-                )
-            } else {
-                format!("cannot read the request body: {}", rejection.body_text())
-            };
-            tracing::error!("{} - {message}", key.short());
-            return text_error(status, &message);
-        }
+        Err(resp) => return *resp,
     };
     match state.accounts().submit(&key, &body).await {
         Ok(done) => {
@@ -242,7 +225,7 @@ pub(super) async fn post_account(
             tracing::error!("{} - rejected JWT - {why}", key.short());
             text_error(StatusCode::BAD_REQUEST, &why.to_string())
         }
-        Err(e @ SubmitError::Older { .. }) => {
+        Err(e @ (SubmitError::Older { .. } | SubmitError::Deleted { .. })) => {
             crate::metrics::post_outcome("older");
             tracing::error!("{} - rejected JWT - {e}", key.short());
             text_error(StatusCode::CONFLICT, &e.to_string())
@@ -287,6 +270,32 @@ pub(super) async fn post_account(
             text_error(StatusCode::INTERNAL_SERVER_ERROR, &e.to_string())
         }
     }
+}
+
+/// The request body, or the error reply when it could not be read (too large, too slow).
+pub(super) fn read_body(
+    state: &AppState,
+    key: &AccountKey,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Bytes, Box<Response>> {
+    body.map_err(|rejection| {
+        let mut status = rejection.status();
+        if timed_out(&rejection) {
+            status = StatusCode::REQUEST_TIMEOUT;
+        }
+        let message = if status == StatusCode::REQUEST_TIMEOUT {
+            "the request body did not arrive within the read timeout".to_string()
+        } else if status == StatusCode::PAYLOAD_TOO_LARGE {
+            format!(
+                "request body is larger than the limit of {} bytes",
+                state.max_body_bytes
+            )
+        } else {
+            format!("cannot read the request body: {}", rejection.body_text())
+        };
+        tracing::error!("{} - {message}", key.short());
+        Box::new(text_error(status, &message))
+    })
 }
 
 #[cfg(test)]

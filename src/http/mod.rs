@@ -4,6 +4,7 @@
 mod accounts;
 mod activations;
 mod decode;
+mod delete;
 mod help;
 mod operator;
 mod pack;
@@ -15,7 +16,7 @@ use std::time::Duration;
 use axum::body::Body;
 use axum::http::{header, HeaderName, HeaderValue, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post, MethodRouter};
+use axum::routing::{delete, get, post, MethodRouter};
 use axum::Router;
 use tower_http::cors::{AllowHeaders, AllowOrigin, CorsLayer};
 
@@ -145,7 +146,7 @@ pub fn api(state: AppState, limits: &Limits) -> Api {
 fn router(state: AppState, limits: &Limits) -> Router {
     let cors = CorsLayer::new()
         .allow_origin(AllowOrigin::mirror_request())
-        .allow_methods([Method::GET, Method::POST])
+        .allow_methods([Method::GET, Method::POST, Method::DELETE])
         .allow_headers(AllowHeaders::mirror_request())
         .expose_headers([HeaderName::from_static(CORS_EXPOSE)]);
     // The write timeout bounds request handling; it matters for POSTs (fsync, signing
@@ -165,7 +166,9 @@ fn router(state: AppState, limits: &Limits) -> Router {
         .route("/jwt/v1/accounts/", get(accounts::resolver_check))
         .route(
             ACCOUNT_ROUTE,
-            get(accounts::get_account).merge(write_limited(post(accounts::post_account))),
+            get(accounts::get_account)
+                .merge(write_limited(post(accounts::post_account)))
+                .merge(write_limited(delete(delete::delete_account))),
         )
         .route(
             "/jwt/v1/activations",

@@ -4,6 +4,8 @@
 //! is up, so an update made during an outage is sent when the connection comes back.
 
 pub mod nats;
+pub mod resolver;
+pub mod sync;
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -27,6 +29,7 @@ pub fn activation_subject(issuer: &str, hash: &ActivationId) -> String {
 pub(crate) fn subject_label(subject: &str) -> String {
     let tokens: Vec<&str> = subject.split('.').collect();
     match tokens.as_slice() {
+        ["$SYS", "REQ", "CLAIMS", what] => format!("{} request", what.to_lowercase()),
         [_, _, key, _, "ACTIVATE", hash] => format!(
             "activation {} of {}",
             crate::keys::short_key(hash),
@@ -66,13 +69,15 @@ pub enum Delivery {
 /// State shared between the notifier handles and the NATS connection task.
 #[derive(Debug, Default)]
 pub(crate) struct Shared {
-    /// Updates not yet confirmed as sent: the latest payload per subject (one subject per
-    /// account or activation).
-    pending: Mutex<HashMap<String, Bytes>>,
+    /// Messages not yet confirmed as sent, by slot: the latest (subject, payload) per slot
+    /// (one slot per account or activation, one per delete request).
+    pending: Mutex<HashMap<String, (String, Bytes)>>,
     /// The connected client, for requests (signing service).
     client: Mutex<Option<async_nats::Client>>,
     /// Wakes the sender (new pending update, or connection back).
     wake: tokio::sync::Notify,
+    /// Signalled when the connection comes back after a loss (a pack sync is due).
+    reconnected: tokio::sync::Notify,
     /// `true` while the NATS connection is up.
     connected: AtomicBool,
     /// Signalled when the client gave up reconnecting (`maxreconnects`).
@@ -80,7 +85,7 @@ pub(crate) struct Shared {
 }
 
 impl Shared {
-    fn lock_pending(&self) -> std::sync::MutexGuard<'_, HashMap<String, Bytes>> {
+    fn lock_pending(&self) -> std::sync::MutexGuard<'_, HashMap<String, (String, Bytes)>> {
         self.pending.lock().unwrap_or_else(|e| e.into_inner())
     }
 
@@ -95,27 +100,36 @@ impl Shared {
             .clone()
     }
 
-    /// A copy of the pending updates, as (subject, payload).
-    pub(crate) fn pending_snapshot(&self) -> Vec<(String, Bytes)> {
+    /// A copy of the pending messages, as (slot, subject, payload), sorted by slot.
+    pub(crate) fn pending_snapshot(&self) -> Vec<(String, String, Bytes)> {
         let mut items: Vec<_> = self
             .lock_pending()
             .iter()
-            .map(|(k, v)| (k.clone(), v.clone()))
+            .map(|(slot, (subject, payload))| (slot.clone(), subject.clone(), payload.clone()))
             .collect();
         items.sort_by(|a, b| a.0.cmp(&b.0));
         items
     }
 
-    /// Forgets the pending update of `subject` if it is still `sent` (a newer one stays).
-    pub(crate) fn mark_sent(&self, subject: &str, sent: &Bytes) {
+    /// Forgets the pending message of `slot` if it is still `sent` (a newer one stays).
+    pub(crate) fn mark_sent(&self, slot: &str, sent: &Bytes) {
         let mut pending = self.lock_pending();
-        if pending.get(subject) == Some(sent) {
-            pending.remove(subject);
+        if pending.get(slot).map(|(_, payload)| payload) == Some(sent) {
+            pending.remove(slot);
         }
         metrics::gauge!(crate::metrics::NOTIFICATIONS_PENDING).set(pending.len() as f64);
     }
 
     /// Records the connection state.
+    /// Tells the pack sync that the connection came back.
+    pub(crate) fn set_reconnected(&self) {
+        self.reconnected.notify_one();
+    }
+
+    pub(crate) async fn wait_reconnected(&self) {
+        self.reconnected.notified().await;
+    }
+
     pub(crate) fn set_connected(&self, up: bool) {
         self.connected.store(up, Ordering::SeqCst);
         metrics::gauge!(crate::metrics::NATS_CONNECTED).set(if up { 1.0 } else { 0.0 });
@@ -164,15 +178,32 @@ impl Notifier {
 
     /// Queues an update notification for `key` carrying `jwt`.
     pub fn account_updated(&self, key: &AccountKey, jwt: Bytes) -> Delivery {
-        self.queue(update_subject(key), jwt)
+        let subject = update_subject(key);
+        self.queue(subject.clone(), subject, jwt)
     }
 
     /// Queues the announcement of an activation token.
     pub fn activation_updated(&self, issuer: &str, hash: &ActivationId, jwt: Bytes) -> Delivery {
-        self.queue(activation_subject(issuer, hash), jwt)
+        let subject = activation_subject(issuer, hash);
+        self.queue(subject.clone(), subject, jwt)
     }
 
-    fn queue(&self, subject: String, payload: Bytes) -> Delivery {
+    /// Drops a pending update of `key` (it was deleted: the old JWT must not go out).
+    pub fn account_deleted(&self, key: &AccountKey) {
+        if let Some(shared) = &self.shared {
+            shared.lock_pending().remove(&update_subject(key));
+        }
+    }
+
+    /// Queues a delete request (`$SYS.REQ.CLAIMS.DELETE`) for full-resolver servers.
+    pub fn delete_requested(&self, jwt: Bytes) -> Delivery {
+        use sha2::{Digest, Sha256};
+        let digest = data_encoding::HEXLOWER.encode(&Sha256::digest(&jwt));
+        let slot = format!("{} {digest}", resolver::CLAIMS_DELETE);
+        self.queue(slot, resolver::CLAIMS_DELETE.to_string(), jwt)
+    }
+
+    fn queue(&self, slot: String, subject: String, payload: Bytes) -> Delivery {
         let label = subject_label(&subject);
         let Some(shared) = &self.shared else {
             tracing::info!("skipping notification for {label}, no NATS configured");
@@ -180,7 +211,7 @@ impl Notifier {
         };
         let waiting = {
             let mut pending = shared.lock_pending();
-            pending.insert(subject, payload);
+            pending.insert(slot, (subject, payload));
             pending.len()
         };
         metrics::gauge!(crate::metrics::NOTIFICATIONS_PENDING).set(waiting as f64);
@@ -196,7 +227,7 @@ impl Notifier {
     /// Moves the pending notifications of `old` (a notifier being replaced on reload) here.
     pub fn adopt_pending(&self, old: &Notifier) {
         if let (Some(new), Some(old)) = (&self.shared, &old.shared) {
-            let taken: Vec<(String, Bytes)> = old.lock_pending().drain().collect();
+            let taken: Vec<(String, (String, Bytes))> = old.lock_pending().drain().collect();
             if !taken.is_empty() {
                 new.lock_pending().extend(taken);
                 new.wake.notify_one();

@@ -4,35 +4,20 @@
 //! system-account clients publish, and answers account lookups.
 
 use std::collections::HashMap;
-use std::future::Future;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use async_nats::{Client, ConnectOptions, Event};
-use bytes::Bytes;
 use futures_util::StreamExt;
 use tokio::task::JoinHandle;
 
+use super::resolver::{self, Inbound, ServerInfo};
 use super::{subject_label, Shared};
 use crate::config::NatsConfig;
-use crate::keys::AccountKey;
 
 /// How long replies of nats-servers to one notification are collected before they are counted.
 const REPLY_WINDOW: Duration = Duration::from_millis(1500);
-
-/// What the NATS connection asks of the rest of the server.
-pub trait Inbound: Send + Sync + 'static {
-    /// The JWT to answer a `$SYS.REQ.ACCOUNT.<key>.CLAIMS.LOOKUP` with, if any.
-    fn lookup(&self, key: AccountKey) -> impl Future<Output = Option<Bytes>> + Send;
-    /// Handles an update another client published: `Ok(message)` when stored, `Err(reason)`
-    /// when ignored.
-    fn update(
-        &self,
-        key: AccountKey,
-        jwt: Bytes,
-    ) -> impl Future<Output = Result<String, String>> + Send;
-}
 
 /// A problem with the NATS settings found before connecting.
 #[derive(Debug, thiserror::Error)]
@@ -100,9 +85,11 @@ pub(crate) fn spawn<H: Inbound>(
 ) -> JoinHandle<()> {
     tokio::spawn(async move {
         tracing::info!("connecting to NATS for notifications");
+        let server = Arc::new(ServerInfo::new(&config.name));
+        let sync_every = Duration::from_millis(config.sync_interval_ms.max(1));
         loop {
             let client = connect_with_retry(&config, &shared).await;
-            run_session(client, &shared, &handler).await;
+            run_session(client, &shared, &handler, &server, sync_every).await;
             tracing::error!(
                 "gave up reconnecting to NATS after {} attempts; connecting anew",
                 config.max_reconnects
@@ -141,33 +128,71 @@ async fn connect_with_retry(config: &NatsConfig, shared: &Arc<Shared>) -> Client
     }
 }
 
-/// Serves one connection: responders, reply collection and the sender, until the client gives
-/// up reconnecting.
-async fn run_session<H: Inbound>(client: Client, shared: &Arc<Shared>, handler: &Arc<H>) {
+/// Serves one connection: the resolver protocol's responders, pack sync, reply collection
+/// and the sender, until the client gives up reconnecting.
+async fn run_session<H: Inbound>(
+    client: Client,
+    shared: &Arc<Shared>,
+    handler: &Arc<H>,
+    server: &Arc<ServerInfo>,
+    sync_every: Duration,
+) {
     let tallies: Arc<Mutex<HashMap<String, Tally>>> = Arc::default();
     let inbox = client.new_inbox();
     let mut tasks = Vec::new();
+    let subscribe = |subject: &'static str| {
+        let client = client.clone();
+        async move {
+            client
+                .subscribe(subject)
+                .await
+                .map_err(|e| tracing::warn!("cannot subscribe to {subject}: {e}"))
+                .ok()
+        }
+    };
     match client.subscribe(format!("{inbox}.*")).await {
         Ok(sub) => tasks.push(tokio::spawn(collect_replies(sub, tallies.clone()))),
         Err(e) => tracing::warn!("cannot subscribe to notification replies: {e}"),
     }
     for subject in [
+        resolver::CLAIMS_UPDATE,
         "$SYS.ACCOUNT.*.CLAIMS.UPDATE",
         "$SYS.REQ.ACCOUNT.*.CLAIMS.UPDATE",
     ] {
-        match client.subscribe(subject).await {
-            Ok(sub) => tasks.push(tokio::spawn(handle_updates(sub, handler.clone()))),
-            Err(e) => tracing::warn!("cannot subscribe to {subject}: {e}"),
+        if let Some(sub) = subscribe(subject).await {
+            let (c, h, s) = (client.clone(), handler.clone(), server.clone());
+            tasks.push(tokio::spawn(resolver::answer_updates(sub, c, h, s)));
         }
     }
-    match client.subscribe("$SYS.REQ.ACCOUNT.*.CLAIMS.LOOKUP").await {
-        Ok(sub) => tasks.push(tokio::spawn(answer_lookups(
-            sub,
-            client.clone(),
-            handler.clone(),
-        ))),
-        Err(e) => tracing::warn!("cannot subscribe to account lookups: {e}"),
+    if let Some(sub) = subscribe("$SYS.REQ.ACCOUNT.*.CLAIMS.LOOKUP").await {
+        let (c, h) = (client.clone(), handler.clone());
+        tasks.push(tokio::spawn(resolver::answer_lookups(sub, c, h)));
     }
+    if let Some(sub) = subscribe(resolver::CLAIMS_LIST).await {
+        let (c, h, s) = (client.clone(), handler.clone(), server.clone());
+        tasks.push(tokio::spawn(resolver::answer_lists(sub, c, h, s)));
+    }
+    if let Some(sub) = subscribe(resolver::CLAIMS_DELETE).await {
+        let (c, h, s) = (client.clone(), handler.clone(), server.clone());
+        tasks.push(tokio::spawn(resolver::answer_deletes(sub, c, h, s)));
+    }
+    let queued = client
+        .queue_subscribe(resolver::CLAIMS_PACK, resolver::PACK_QUEUE.to_string())
+        .await;
+    match (queued, subscribe(resolver::CLAIMS_PACK).await) {
+        (Ok(queued), Some(plain)) => {
+            let (c, h) = (client.clone(), handler.clone());
+            tasks.push(tokio::spawn(resolver::answer_packs(queued, plain, c, h)));
+        }
+        (Err(e), _) => tracing::warn!("cannot subscribe to pack requests: {e}"),
+        _ => {}
+    }
+    tasks.push(tokio::spawn(super::sync::run(
+        client.clone(),
+        handler.clone(),
+        shared.clone(),
+        sync_every,
+    )));
     let _guard = AbortOnDrop(tasks);
     tokio::select! {
         _ = send_pending(client, shared.clone(), inbox, tallies) => {}
@@ -216,6 +241,7 @@ async fn options(
                     Event::Connected => {
                         shared.set_connected(true);
                         if seen_connect.swap(true, Ordering::SeqCst) {
+                            shared.set_reconnected();
                             tracing::warn!("nats reconnected");
                         }
                     }
@@ -258,7 +284,7 @@ async fn send_pending(
 ) {
     let counter = AtomicU64::new(0);
     loop {
-        for (subject, payload) in shared.pending_snapshot() {
+        for (slot, subject, payload) in shared.pending_snapshot() {
             if client.connection_state() != async_nats::connection::State::Connected {
                 break;
             }
@@ -280,7 +306,7 @@ async fn send_pending(
             };
             match tokio::time::timeout(Duration::from_secs(5), sent).await {
                 Ok(Ok(())) => {
-                    shared.mark_sent(&subject, &payload);
+                    shared.mark_sent(&slot, &payload);
                     metrics::counter!(crate::metrics::NOTIFICATIONS, "result" => "sent")
                         .increment(1);
                     tracing::info!("sent update notification for {label}");
@@ -360,81 +386,5 @@ async fn report_replies(tallies: Arc<Mutex<HashMap<String, Tally>>>, reply: Stri
     );
     for e in t.errors {
         tracing::warn!("notification for {short}: {e}");
-    }
-}
-
-/// The account key in a `$SYS.ACCOUNT.<key>...` or `$SYS.REQ.ACCOUNT.<key>...` subject.
-fn key_in_subject(subject: &str) -> Option<AccountKey> {
-    let tokens: Vec<&str> = subject.split('.').collect();
-    let idx = if tokens.get(1) == Some(&"REQ") { 3 } else { 2 };
-    tokens.get(idx).and_then(|t| AccountKey::parse(t).ok())
-}
-
-/// Stores updates published by other system-account clients, with the rules of a POST.
-async fn handle_updates<H: Inbound>(mut sub: async_nats::Subscriber, handler: Arc<H>) {
-    while let Some(msg) = sub.next().await {
-        let Some(key) = key_in_subject(msg.subject.as_str()) else {
-            tracing::warn!("ignoring update on {}: not an account key", msg.subject);
-            continue;
-        };
-        match handler.update(key.clone(), msg.payload.clone()).await {
-            Ok(what) => tracing::info!("update for {} received over NATS: {what}", key.short()),
-            Err(why) => tracing::warn!(
-                "ignoring update for {} received over NATS: {why}",
-                key.short()
-            ),
-        }
-    }
-}
-
-/// Answers `$SYS.REQ.ACCOUNT.<key>.CLAIMS.LOOKUP` with the stored JWT; unknown accounts get no
-/// reply (so another responder can answer).
-async fn answer_lookups<H: Inbound>(
-    mut sub: async_nats::Subscriber,
-    client: Client,
-    handler: Arc<H>,
-) {
-    while let Some(msg) = sub.next().await {
-        let Some(reply) = msg.reply.clone() else {
-            continue;
-        };
-        let Some(key) = key_in_subject(msg.subject.as_str()) else {
-            tracing::warn!("lookup {} failed parsing", msg.subject);
-            continue;
-        };
-        match handler.lookup(key.clone()).await {
-            Some(jwt) => {
-                if let Err(e) = client.publish(reply, jwt).await {
-                    tracing::warn!("cannot answer lookup of {}: {e}", key.short());
-                } else {
-                    tracing::debug!("answered lookup of {}", key.short());
-                }
-            }
-            None => tracing::debug!("lookup of {}: no JWT stored", key.short()),
-        }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn keys_in_subjects() {
-        let k = nkeys::KeyPair::new_account().public_key();
-        assert_eq!(
-            key_in_subject(&format!("$SYS.ACCOUNT.{k}.CLAIMS.UPDATE"))
-                .unwrap()
-                .as_str(),
-            k
-        );
-        assert_eq!(
-            key_in_subject(&format!("$SYS.REQ.ACCOUNT.{k}.CLAIMS.LOOKUP"))
-                .unwrap()
-                .as_str(),
-            k
-        );
-        assert!(key_in_subject("$SYS.ACCOUNT.nope.CLAIMS.UPDATE").is_none());
-        assert!(key_in_subject("x").is_none());
     }
 }

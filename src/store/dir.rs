@@ -233,6 +233,14 @@ fn read_small_file(path: &Path) -> std::io::Result<Vec<u8>> {
 }
 
 /// fsyncs a directory so that a rename or a new entry in it is durable.
+/// `<pubkey>.jwt.deleted` next to `<pubkey>.jwt`: where a deleted account's JWT goes
+/// (nats-server's full-resolver layout; nats-server does not index these files).
+fn deleted_path(path: &Path) -> PathBuf {
+    let mut name = path.as_os_str().to_os_string();
+    name.push(".deleted");
+    PathBuf::from(name)
+}
+
 fn sync_dir(dir: &Path) -> Result<(), StoreError> {
     File::open(dir)
         .and_then(|d| d.sync_all())
@@ -267,6 +275,37 @@ impl<K: StoreKey> JwtStore<K> for DirStore<K> {
             return Err(io_error("renaming into", &target, e));
         }
         sync_dir(&folder)
+    }
+
+    fn delete(&self, key: &K, tombstone: &[u8]) -> Result<(), StoreError> {
+        if self.read_only {
+            return Err(StoreError::ReadOnly);
+        }
+        let path = self.path_of(key);
+        let target = deleted_path(&path);
+        match fs::rename(&path, &target) {
+            Ok(()) => {}
+            Err(e) if e.kind() == ErrorKind::NotFound => {
+                let folder = self.folder(key);
+                fs::create_dir_all(&folder).map_err(|e| io_error("creating", &folder, e))?;
+                let temp = self.write_temp(&folder, key, tombstone)?;
+                if let Err(e) = fs::rename(&temp, &target) {
+                    let _ = fs::remove_file(&temp);
+                    return Err(io_error("renaming into", &target, e));
+                }
+            }
+            Err(e) => return Err(io_error("renaming", &path, e)),
+        }
+        sync_dir(&self.folder(key))
+    }
+
+    fn tombstone(&self, key: &K) -> Result<Option<Vec<u8>>, StoreError> {
+        let path = deleted_path(&self.path_of(key));
+        match read_small_file(&path) {
+            Ok(bytes) => Ok(Some(bytes)),
+            Err(e) if e.kind() == ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(io_error("reading", &path, e)),
+        }
     }
 
     fn keys(&self) -> Result<Vec<K>, StoreError> {
@@ -392,6 +431,31 @@ mod tests {
             assert_eq!(store.sweep_temp_files().unwrap(), 2);
             assert_eq!(store.load(&k).unwrap().as_deref(), Some(&b"kept"[..]));
             assert_eq!(store.sweep_temp_files().unwrap(), 0);
+        }
+    }
+
+    #[test]
+    fn delete_renames_to_dot_deleted_and_a_save_brings_the_key_back() {
+        for shard in [false, true] {
+            let tmp = tempfile::tempdir().unwrap();
+            let store: DirStore = DirStore::open(tmp.path(), shard).unwrap();
+            let (k, never) = (key(), key());
+            store.save(&k, b"v1").unwrap();
+            store.delete(&k, b"request").unwrap();
+            assert_eq!(store.load(&k).unwrap(), None);
+            assert!(store.keys().unwrap().is_empty());
+            assert_eq!(store.tombstone(&k).unwrap().as_deref(), Some(&b"v1"[..]));
+            let deleted = store.path_of(&k).with_extension("jwt.deleted");
+            assert_eq!(fs::read(deleted).unwrap(), b"v1");
+            // A key that was never stored keeps the request as its tombstone.
+            store.delete(&never, b"request").unwrap();
+            assert_eq!(store.tombstone(&never).unwrap().as_deref(), Some(&b"request"[..]));
+            assert_eq!(store.load(&never).unwrap(), None);
+            store.save(&k, b"v2").unwrap();
+            assert_eq!(store.load(&k).unwrap().as_deref(), Some(&b"v2"[..]));
+            assert_eq!(store.keys().unwrap(), [k.clone()]);
+            let ro: DirStore = DirStore::open_read_only(tmp.path(), shard).unwrap();
+            assert!(matches!(ro.delete(&k, b""), Err(StoreError::ReadOnly)));
         }
     }
 

@@ -11,12 +11,14 @@ use crate::keys::AccountKey;
 #[derive(Debug)]
 pub struct MemoryStore<K = AccountKey> {
     items: RwLock<BTreeMap<K, Vec<u8>>>,
+    tombstones: RwLock<BTreeMap<K, Vec<u8>>>,
 }
 
 impl<K: StoreKey> Default for MemoryStore<K> {
     fn default() -> Self {
         MemoryStore {
             items: RwLock::new(BTreeMap::new()),
+            tombstones: RwLock::new(BTreeMap::new()),
         }
     }
 }
@@ -36,6 +38,19 @@ impl<K: StoreKey> JwtStore<K> for MemoryStore<K> {
     fn keys(&self) -> Result<Vec<K>, StoreError> {
         let items = self.items.read().unwrap_or_else(|e| e.into_inner());
         Ok(items.keys().cloned().collect())
+    }
+
+    fn delete(&self, key: &K, tombstone: &[u8]) -> Result<(), StoreError> {
+        let mut items = self.items.write().unwrap_or_else(|e| e.into_inner());
+        let left = items.remove(key).unwrap_or_else(|| tombstone.to_vec());
+        let mut tombstones = self.tombstones.write().unwrap_or_else(|e| e.into_inner());
+        tombstones.insert(key.clone(), left);
+        Ok(())
+    }
+
+    fn tombstone(&self, key: &K) -> Result<Option<Vec<u8>>, StoreError> {
+        let tombstones = self.tombstones.read().unwrap_or_else(|e| e.into_inner());
+        Ok(tombstones.get(key).cloned())
     }
 
     fn describe(&self) -> String {

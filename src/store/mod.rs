@@ -80,6 +80,21 @@ pub trait JwtStore<K: StoreKey = AccountKey>: Send + Sync + 'static {
     /// A short description for logs, e.g. `directory /var/lib/nas (sharded)`.
     fn describe(&self) -> String;
 
+    /// Marks `key` deleted, as nats-server's full resolver does: readers then see no JWT, and
+    /// [`JwtStore::tombstone`] returns the JWT that was stored, or `tombstone` when none was.
+    /// Durable when it returns `Ok`. A later [`JwtStore::save`] brings the key back.
+    fn delete(&self, key: &K, tombstone: &[u8]) -> Result<(), StoreError> {
+        let _ = (key, tombstone);
+        Err(StoreError::ReadOnly)
+    }
+
+    /// What a deleted `key` left behind (see [`JwtStore::delete`]), whether or not it was
+    /// saved again since; `None` when it was never deleted.
+    fn tombstone(&self, key: &K) -> Result<Option<Vec<u8>>, StoreError> {
+        let _ = key;
+        Ok(None)
+    }
+
     /// `true` when [`JwtStore::save`] always fails with [`StoreError::ReadOnly`].
     fn is_read_only(&self) -> bool {
         false

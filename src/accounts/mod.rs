@@ -1,6 +1,9 @@
 //! The account service: the one place that reads account JWTs for serving and decides, stores
 //! and (later) announces new ones. HTTP POSTs, NATS updates, replica syncs and watched files
-//! all go through [`Accounts::submit`], so the rules live here once.
+//! all go through [`Accounts::submit`], so the rules live here once. The operations of the
+//! NATS resolver protocol (delete, list, pack, merge, rollback repair) are in [`resolver`].
+
+pub mod resolver;
 
 use std::sync::Arc;
 
@@ -28,6 +31,22 @@ pub enum SubmitError {
         /// `iat` of the stored JWT.
         stored_iat: i64,
         /// `iat` of the refused JWT.
+        posted_iat: i64,
+    },
+    /// The account was deleted and the JWT is not newer than the deleted one (HTTP 409).
+    #[error("the account was deleted (deleted JWT iat {deleted_iat}, posted iat {posted_iat}); only a JWT issued after it brings the account back")]
+    Deleted {
+        /// `iat` of the deleted JWT (or of the delete request when nothing was stored).
+        deleted_iat: i64,
+        /// `iat` of the refused JWT.
+        posted_iat: i64,
+    },
+    /// A pack merge found a JWT that is not newer than the stored one; nothing was changed.
+    #[error("not newer than the stored JWT (iat {posted_iat} <= {stored_iat})")]
+    NotNewer {
+        /// `iat` of the stored JWT.
+        stored_iat: i64,
+        /// `iat` of the offered JWT.
         posted_iat: i64,
     },
     /// This server does not take POSTs (HTTP 405): read-only store or replica.
@@ -120,6 +139,17 @@ pub struct Submitted {
     pub changed: bool,
 }
 
+/// Which JWT wins when one is stored already.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Write {
+    /// A push (POST, NATS update): an equal `iat` replaces the stored JWT, an older one is
+    /// refused.
+    Replace,
+    /// A pack merge: only a newer `iat` replaces the stored JWT, so two sources with different
+    /// JWTs of the same `iat` cannot flip it back and forth.
+    Merge,
+}
+
 /// Reads, checks and stores account JWTs.
 pub struct Accounts {
     trust: Arc<Trust>,
@@ -128,6 +158,7 @@ pub struct Accounts {
     locks: Vec<tokio::sync::Mutex<()>>,
     policy: Policy,
     cache: Option<crate::cache::JwtCache>,
+    repairs: Arc<resolver::Repairs>,
 }
 
 impl std::fmt::Debug for Accounts {
@@ -154,6 +185,8 @@ pub struct Policy {
     pub verify_reads: bool,
     /// POSTs are refused with this reason (read-only store, replica).
     pub refuse_posts: Option<String>,
+    /// Operator-signed deletes are accepted (`store.allowdelete`).
+    pub allow_delete: bool,
     /// The signing service: NATS subject and timeout (`signrequestsubject`).
     pub signing: Option<(String, std::time::Duration)>,
     /// The primary to fetch unknown accounts from (replica mode).
@@ -194,6 +227,7 @@ impl Accounts {
             cache: (policy.cache_bytes > 0)
                 .then(|| crate::cache::JwtCache::new(policy.cache_bytes)),
             policy,
+            repairs: Arc::default(),
         }
     }
 
@@ -415,44 +449,47 @@ impl Accounts {
 
     /// `key|jwt` lines of up to `max` stored, unexpired JWTs (the pack format).
     pub async fn pack(&self, max: usize) -> Result<String, LookupError> {
-        let store = self.store.clone();
-        let now = unix_now();
-        tokio::task::spawn_blocking(move || -> Result<String, StoreError> {
-            let mut lines = Vec::new();
-            for key in store.keys()? {
-                if lines.len() >= max {
-                    break;
-                }
-                let Some(bytes) = store.load(&key)? else {
-                    continue;
-                };
-                let jwt = StoredJwt::inspect(Bytes::from(bytes));
-                if jwt.etag.is_none() || (jwt.exp > 0 && jwt.exp < now) {
-                    continue;
-                }
-                lines.push(format!(
-                    "{key}|{}",
-                    String::from_utf8_lossy(&jwt.bytes).trim()
-                ));
-            }
-            Ok(lines.join("\n"))
-        })
-        .await
-        .map_err(|e| LookupError::Task(e.to_string()))?
-        .map_err(LookupError::from)
+        let lines: Vec<String> = self
+            .stored_unexpired(max)
+            .await?
+            .into_iter()
+            .map(|(key, jwt)| format!("{key}|{}", String::from_utf8_lossy(&jwt.bytes).trim()))
+            .collect();
+        Ok(lines.join("\n"))
     }
 
     /// The common path: check trust and validity, then store.
     async fn store_checked(&self, key: &AccountKey, body: &[u8]) -> Result<Submitted, SubmitError> {
+        self.store_checked_as(key, body, Write::Replace).await
+    }
+
+    /// [`Accounts::store_checked`] with a choice of replace rule.
+    async fn store_checked_as(
+        &self,
+        key: &AccountKey,
+        body: &[u8],
+        mode: Write,
+    ) -> Result<Submitted, SubmitError> {
         let text = std::str::from_utf8(body).map_err(|_| Rejection::NotText)?;
         let (token, _claims) = self.trust.check_account(key, text.trim(), unix_now())?;
-        self.store_token(key, token).await
+        self.store_token_as(key, token, mode).await
     }
 
     /// Refuses rollbacks and writes a checked token under the key's lock. The JWT to compare
     /// with is the stored one, when it would still be accepted today (see
     /// [`Trust::rollback_floor`]), and for the system account also `systemaccountjwtpath`.
     async fn store_token(&self, key: &AccountKey, token: Token) -> Result<Submitted, SubmitError> {
+        self.store_token_as(key, token, Write::Replace).await
+    }
+
+    /// [`Accounts::store_token`] with a choice of replace rule. A deleted account comes back
+    /// only with a JWT issued after the deleted one.
+    async fn store_token_as(
+        &self,
+        key: &AccountKey,
+        token: Token,
+        mode: Write,
+    ) -> Result<Submitted, SubmitError> {
         let posted_iat = token.claims.iat;
         let _guard = self.lock_for(key).lock().await;
         let store = self.store.clone();
@@ -463,6 +500,19 @@ impl Accounts {
             tokio::task::spawn_blocking(move || -> Result<(bool, bool), SubmitError> {
                 let existing = store.load(&owned_key)?;
                 let created = existing.is_none();
+                if created {
+                    if let Some(deleted_iat) = store
+                        .tombstone(&owned_key)?
+                        .and_then(|t| crate::jwt::peek::peek(&t))
+                        .map(|p| p.iat)
+                        .filter(|iat| *iat >= posted_iat)
+                    {
+                        return Err(SubmitError::Deleted {
+                            deleted_iat,
+                            posted_iat,
+                        });
+                    }
+                }
                 let mut floor = trust
                     .system_account()
                     .filter(|sys| sys.key == owned_key)
@@ -479,6 +529,12 @@ impl Accounts {
                         posted_iat,
                     });
                 }
+                if let Some(stored_iat) = floor.filter(|iat| mode == Write::Merge && *iat >= posted_iat) {
+                    return Err(SubmitError::NotNewer {
+                        stored_iat,
+                        posted_iat,
+                    });
+                }
                 store.save(&owned_key, &bytes)?;
                 Ok((true, created))
             })
@@ -491,27 +547,6 @@ impl Accounts {
             self.forget(key);
         }
         Ok(Submitted { token, changed })
-    }
-}
-
-impl crate::notify::nats::Inbound for Accounts {
-    async fn lookup(&self, key: AccountKey) -> Option<Bytes> {
-        match Accounts::lookup(self, &key).await {
-            Ok(Some((jwt, _))) => Some(jwt.bytes),
-            Ok(None) => None,
-            Err(e) => {
-                tracing::error!("lookup of {} failed: {e}", key.short());
-                None
-            }
-        }
-    }
-
-    async fn update(&self, key: AccountKey, jwt: Bytes) -> Result<String, String> {
-        match self.submit_from_nats(&key, &jwt).await {
-            Ok(done) if done.changed => Ok(format!("stored (jti {})", done.token.claims.jti)),
-            Ok(_) => Ok("already stored".into()),
-            Err(e) => Err(e.to_string()),
-        }
     }
 }
 

@@ -1,0 +1,453 @@
+//! The account service's part in nats-server's resolver protocol: operator-signed deletes
+//! that stay deleted, LIST, PACK (our side and merging others'), updates received over NATS
+//! with nats-server's answers, and rollback repair (an older JWT seen on NATS makes us
+//! re-publish the stored one).
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+
+use super::{unix_now, Accounts, LookupError, StoredJwt, SubmitError, Write};
+use crate::keys::AccountKey;
+use crate::notify::resolver::{Answer, Inbound, Pack};
+use crate::store::StoreError;
+
+/// Why a delete request was refused; the texts are nats-server's.
+#[derive(Debug, thiserror::Error)]
+pub enum DeleteError {
+    /// `store.allowdelete` is off.
+    #[error("delete must be enabled in server config")]
+    Disabled,
+    /// The request is not a JWT whose signature verifies.
+    #[error("{0}")]
+    Decode(String),
+    /// `sub` is not `iss`.
+    #[error("not self signed")]
+    NotSelfSigned,
+    /// `iss` is not the operator or one of its signing keys.
+    #[error("not trusted")]
+    NotTrusted,
+    /// `nats.accounts` is not a list of account keys.
+    #[error("malformed request")]
+    Malformed,
+    /// The system account cannot be deleted.
+    #[error("not allowed to delete system account")]
+    SystemAccount,
+    /// This server takes no writes (read-only store, replica).
+    #[error("{0}")]
+    Refused(String),
+    /// The store failed for some accounts.
+    #[error("deleted {deleted} accounts, failed for {failed} - {}", .errors.join("; "))]
+    Partial {
+        /// Accounts deleted.
+        deleted: usize,
+        /// Accounts that failed.
+        failed: usize,
+        /// Why, per account.
+        errors: Vec<String>,
+    },
+}
+
+impl DeleteError {
+    /// `true` when the request itself is wrong (HTTP 400), rather than the server's setup or
+    /// its store.
+    pub fn is_bad_request(&self) -> bool {
+        matches!(
+            self,
+            DeleteError::Decode(_)
+                | DeleteError::NotSelfSigned
+                | DeleteError::NotTrusted
+                | DeleteError::Malformed
+                | DeleteError::SystemAccount
+        )
+    }
+}
+
+/// A refused delete request and who sent it (`sub`, `n/a` when it did not decode).
+#[derive(Debug, thiserror::Error)]
+#[error("delete accounts request by {by} failed - {error}")]
+pub struct DeleteFailure {
+    /// The request's `sub`.
+    pub by: String,
+    /// Why.
+    #[source]
+    pub error: DeleteError,
+}
+
+/// A checked delete request.
+#[derive(Debug, Clone)]
+pub struct DeleteRequest {
+    /// The operator key that signed it.
+    pub by: String,
+    /// The accounts to delete.
+    pub accounts: Vec<AccountKey>,
+    /// The request JWT, kept as the tombstone of accounts we never stored.
+    pub raw: Bytes,
+}
+
+/// Rollback repairs: when each account's stored JWT was last re-published, and whether one
+/// more is scheduled.
+#[derive(Debug, Default)]
+pub(crate) struct Repairs(Mutex<HashMap<AccountKey, (Instant, bool)>>);
+
+/// At most one re-publish per account in this time.
+const REPAIR_EVERY: Duration = Duration::from_secs(1);
+
+impl Repairs {
+    /// `Ok(())` to re-publish now, `Err(delay)` to schedule one after `delay`, or
+    /// `Err(Duration::MAX)` when one is already scheduled.
+    fn claim(&self, key: &AccountKey) -> Result<(), Duration> {
+        let mut map = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        let now = Instant::now();
+        map.retain(|_, (at, scheduled)| *scheduled || now.duration_since(*at) < REPAIR_EVERY);
+        match map.get_mut(key) {
+            None => {
+                map.insert(key.clone(), (now, false));
+                Ok(())
+            }
+            Some((_, true)) => Err(Duration::MAX),
+            Some((at, scheduled)) => {
+                *scheduled = true;
+                let delay = REPAIR_EVERY.saturating_sub(now.duration_since(*at));
+                *at += REPAIR_EVERY;
+                Err(delay)
+            }
+        }
+    }
+
+    fn done_scheduled(&self, key: &AccountKey) {
+        let mut map = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some((_, scheduled)) = map.get_mut(key) {
+            *scheduled = false;
+        }
+    }
+}
+
+impl Accounts {
+    /// Checks a delete request in nats-server's order: signature, `allowdelete`, self-signed,
+    /// trusted operator key, a list of account keys, not the system account.
+    pub fn check_delete(&self, body: &[u8]) -> Result<DeleteRequest, DeleteFailure> {
+        let fail = |by: &str, error| DeleteFailure {
+            by: by.to_string(),
+            error,
+        };
+        let text = String::from_utf8_lossy(body);
+        let token = crate::jwt::decode(text.trim())
+            .map_err(|e| fail("n/a", DeleteError::Decode(e.to_string())))?;
+        let by = token.claims.sub.clone();
+        if !self.policy.allow_delete {
+            return Err(fail(&by, DeleteError::Disabled));
+        }
+        if token.claims.sub != token.claims.iss {
+            return Err(fail(&by, DeleteError::NotSelfSigned));
+        }
+        if !self.trust.is_trusted_issuer(&token.claims.iss) {
+            return Err(fail(&by, DeleteError::NotTrusted));
+        }
+        let listed = token.payload.get("nats").and_then(|n| n.get("accounts"));
+        let accounts = listed
+            .and_then(|a| a.as_array())
+            .and_then(|items| {
+                items
+                    .iter()
+                    .map(|k| k.as_str().and_then(|k| AccountKey::parse(k).ok()))
+                    .collect::<Option<Vec<_>>>()
+            })
+            .ok_or_else(|| fail(&by, DeleteError::Malformed))?;
+        let system = self.system_account_keys();
+        if accounts.iter().any(|k| system.contains(&k.as_str())) {
+            return Err(fail(&by, DeleteError::SystemAccount));
+        }
+        if let Some(why) = &self.policy.refuse_posts {
+            return Err(fail(&by, DeleteError::Refused(why.clone())));
+        }
+        Ok(DeleteRequest {
+            by,
+            accounts,
+            raw: Bytes::from(text.trim().to_string()),
+        })
+    }
+
+    /// The system account as configured and as the operator names it.
+    fn system_account_keys(&self) -> Vec<&str> {
+        let mut keys = Vec::new();
+        if let Some(sys) = self.trust.system_account() {
+            keys.push(sys.key.as_str());
+        }
+        if let Some(op) = self.trust.operator() {
+            keys.push(op.claims.system_account.as_str());
+        }
+        keys
+    }
+
+    /// Deletes the accounts a checked request names: each stored JWT becomes a tombstone
+    /// (`<pk>.jwt.deleted`), so the account is no longer served, listed or packed, and only a
+    /// JWT issued after the deleted one brings it back. Returns how many were deleted.
+    pub async fn delete(&self, request: &DeleteRequest) -> Result<usize, DeleteFailure> {
+        let mut errors = Vec::new();
+        for key in &request.accounts {
+            match self.delete_one(key, request.raw.clone()).await {
+                Ok(()) => tracing::info!(
+                    "deleted account {} (request by {})",
+                    key.short(),
+                    crate::keys::short_key(&request.by)
+                ),
+                Err(e) => errors.push(format!("{}: {e}", key.short())),
+            }
+        }
+        let deleted = request.accounts.len() - errors.len();
+        if errors.is_empty() {
+            return Ok(deleted);
+        }
+        Err(DeleteFailure {
+            by: request.by.clone(),
+            error: DeleteError::Partial {
+                deleted,
+                failed: errors.len(),
+                errors,
+            },
+        })
+    }
+
+    async fn delete_one(&self, key: &AccountKey, tombstone: Bytes) -> Result<(), StoreError> {
+        let _guard = self.lock_for(key).lock().await;
+        let store = self.store.clone();
+        let owned = key.clone();
+        let existed = tokio::task::spawn_blocking(move || {
+            let existed = store.load(&owned)?.is_some();
+            store.delete(&owned, &tombstone).map(|()| existed)
+        })
+        .await
+        .map_err(|e| StoreError::Io {
+            action: "deleting",
+            path: key.to_string(),
+            source: std::io::Error::other(e.to_string()),
+        })??;
+        if existed {
+            metrics::gauge!(crate::metrics::STORE_JWTS).decrement(1.0);
+        }
+        self.forget(key);
+        self.notifier.account_deleted(key);
+        Ok(())
+    }
+
+    /// Up to `max` stored JWTs that decode and have not expired, sorted by key.
+    pub async fn stored_unexpired(
+        &self,
+        max: usize,
+    ) -> Result<Vec<(AccountKey, StoredJwt)>, LookupError> {
+        let store = self.store.clone();
+        let now = unix_now();
+        tokio::task::spawn_blocking(move || -> Result<_, StoreError> {
+            let mut out = Vec::new();
+            for key in store.keys()? {
+                if out.len() >= max {
+                    break;
+                }
+                let Some(bytes) = store.load(&key)? else {
+                    continue;
+                };
+                let jwt = StoredJwt::inspect(Bytes::from(bytes));
+                if jwt.etag.is_some() && !(jwt.exp > 0 && jwt.exp < now) {
+                    out.push((key, jwt));
+                }
+            }
+            Ok(out)
+        })
+        .await
+        .map_err(|e| LookupError::Task(e.to_string()))?
+        .map_err(LookupError::from)
+    }
+
+    /// The store as a PACK reply carries it, with nats-server's store hash (XOR of the
+    /// SHA-256 of every JWT).
+    pub async fn pack_state(&self) -> Result<Pack, LookupError> {
+        use sha2::{Digest, Sha256};
+        let mut pack = Pack::default();
+        for (key, jwt) in self.stored_unexpired(usize::MAX).await? {
+            let digest = Sha256::digest(&jwt.bytes);
+            for (h, d) in pack.hash.iter_mut().zip(digest.iter()) {
+                *h ^= d;
+            }
+            pack.entries.push((key, jwt.bytes));
+        }
+        Ok(pack)
+    }
+
+    /// Merges a JWT from another server's pack: stored only when trusted, valid, newer than
+    /// ours and not older than a deletion. `Ok(false)` when ours is as new.
+    pub async fn merge(&self, key: &AccountKey, jwt: &[u8]) -> Result<bool, SubmitError> {
+        if let Some(why) = &self.policy.refuse_posts {
+            return Err(SubmitError::Refused(why.clone()));
+        }
+        match self.store_checked_as(key, jwt, Write::Merge).await {
+            Ok(done) => Ok(done.changed),
+            Err(SubmitError::NotNewer { .. } | SubmitError::Older { .. }) => Ok(false),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Re-publishes the stored JWT of `key` after an older one was seen on NATS, at most once
+    /// a second per account; one more is sent at the end of the second when more come.
+    fn repair(&self, key: &AccountKey, seen_iat: i64, stored_iat: i64) {
+        let delay = match self.repairs.claim(key) {
+            Ok(()) => Duration::ZERO,
+            Err(Duration::MAX) => return,
+            Err(delay) => delay,
+        };
+        tracing::warn!(
+            "an older JWT of {} was published on NATS (iat {seen_iat} < {stored_iat}): re-publishing the stored one",
+            key.short()
+        );
+        let (store, notifier, owned) = (self.store.clone(), self.notifier.clone(), key.clone());
+        let send = move || match store.load(&owned) {
+            Ok(Some(bytes)) => {
+                notifier.account_updated(&owned, Bytes::from(bytes));
+            }
+            Ok(None) => {}
+            Err(e) => tracing::error!("cannot re-publish {}: {e}", owned.short()),
+        };
+        if delay.is_zero() {
+            send();
+        } else {
+            let repairs = self.repairs.clone();
+            let key = key.clone();
+            tokio::spawn(async move {
+                tokio::time::sleep(delay).await;
+                repairs.done_scheduled(&key);
+                send();
+            });
+        }
+    }
+
+    /// Handles an update received over NATS: the rules of a POST, nats-server's answer texts,
+    /// and rollback repair when the JWT is older than ours.
+    async fn update_from_nats(&self, key: Option<AccountKey>, jwt: &[u8]) -> Answer {
+        let failed = |account: &str, code, description: String| Answer::Failed {
+            account: Some(account.to_string()),
+            code,
+            description,
+        };
+        let text = String::from_utf8_lossy(jwt);
+        let key = match key {
+            Some(key) => key,
+            None => match crate::jwt::decode(text.trim()) {
+                Ok(token) => match AccountKey::parse(&token.claims.sub) {
+                    Ok(key) => key,
+                    Err(e) => return failed("n/a", 400, format!("jwt update resulted in error - {e}")),
+                },
+                Err(e) => return failed("n/a", 400, format!("jwt update resulted in error - {e}")),
+            },
+        };
+        match self.submit_from_nats(&key, jwt).await {
+            Ok(done) => {
+                if done.changed {
+                    tracing::info!("update for {} received over NATS: stored", key.short());
+                }
+                Answer::Done {
+                    account: Some(key.to_string()),
+                    message: "jwt updated".into(),
+                }
+            }
+            Err(e) => {
+                tracing::warn!("refused an update for {} received over NATS: {e}", key.short());
+                if let SubmitError::Older {
+                    stored_iat,
+                    posted_iat,
+                } = &e
+                {
+                    self.repair(&key, *posted_iat, *stored_iat);
+                }
+                let (code, prefix) = match &e {
+                    SubmitError::Rejected(_) => (400, "jwt validation failed"),
+                    SubmitError::Older { .. } | SubmitError::Deleted { .. } => {
+                        (409, "jwt update resulted in error")
+                    }
+                    SubmitError::Refused(_) => (405, "jwt update resulted in error"),
+                    _ => (500, "jwt update resulted in error"),
+                };
+                failed(key.as_str(), code, format!("{prefix} - {e}"))
+            }
+        }
+    }
+}
+
+impl Inbound for Accounts {
+    async fn lookup(&self, key: AccountKey) -> Option<Bytes> {
+        match Accounts::lookup(self, &key).await {
+            Ok(Some((jwt, _))) => Some(jwt.bytes),
+            Ok(None) => None,
+            Err(e) => {
+                tracing::error!("lookup of {} failed: {e}", key.short());
+                None
+            }
+        }
+    }
+
+    async fn update(&self, key: Option<AccountKey>, jwt: Bytes) -> Answer {
+        self.update_from_nats(key, &jwt).await
+    }
+
+    async fn list(&self) -> Vec<String> {
+        match self.stored_unexpired(usize::MAX).await {
+            Ok(items) => items.into_iter().map(|(k, _)| k.to_string()).collect(),
+            Err(e) => {
+                tracing::error!("cannot list the store: {e}");
+                Vec::new()
+            }
+        }
+    }
+
+    async fn delete(&self, jwt: Bytes) -> Answer {
+        let result = match self.check_delete(&jwt) {
+            Ok(request) => Accounts::delete(self, &request).await,
+            Err(failure) => Err(failure),
+        };
+        match result {
+            Ok(n) => Answer::Done {
+                account: None,
+                message: format!("deleted {n} accounts"),
+            },
+            Err(failure) => {
+                tracing::warn!("refused a delete request received over NATS: {failure}");
+                Answer::Failed {
+                    account: None,
+                    code: 500,
+                    description: failure.to_string(),
+                }
+            }
+        }
+    }
+
+    async fn pack(&self) -> Pack {
+        self.pack_state().await.unwrap_or_else(|e| {
+            tracing::error!("cannot read the store for a pack: {e}");
+            Pack::default()
+        })
+    }
+
+    async fn merge(&self, key: AccountKey, jwt: Bytes) -> Result<bool, String> {
+        Accounts::merge(self, &key, &jwt)
+            .await
+            .map_err(|e| e.to_string())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn repairs_are_limited_to_one_a_second_plus_one_scheduled() {
+        let r = Repairs::default();
+        let k = AccountKey::parse(&nkeys::KeyPair::new_account().public_key()).unwrap();
+        assert_eq!(r.claim(&k), Ok(()));
+        let delay = r.claim(&k).unwrap_err();
+        assert!(delay > Duration::ZERO && delay <= REPAIR_EVERY);
+        assert_eq!(r.claim(&k), Err(Duration::MAX));
+        r.done_scheduled(&k);
+        assert!(r.claim(&k).is_err());
+    }
+}
