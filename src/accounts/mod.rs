@@ -529,7 +529,9 @@ impl Accounts {
                         posted_iat,
                     });
                 }
-                if let Some(stored_iat) = floor.filter(|iat| mode == Write::Merge && *iat >= posted_iat) {
+                if let Some(stored_iat) =
+                    floor.filter(|iat| mode == Write::Merge && *iat >= posted_iat)
+                {
                     return Err(SubmitError::NotNewer {
                         stored_iat,
                         posted_iat,

@@ -336,7 +336,9 @@ impl Accounts {
             None => match crate::jwt::decode(text.trim()) {
                 Ok(token) => match AccountKey::parse(&token.claims.sub) {
                     Ok(key) => key,
-                    Err(e) => return failed("n/a", 400, format!("jwt update resulted in error - {e}")),
+                    Err(e) => {
+                        return failed("n/a", 400, format!("jwt update resulted in error - {e}"))
+                    }
                 },
                 Err(e) => return failed("n/a", 400, format!("jwt update resulted in error - {e}")),
             },
@@ -352,7 +354,10 @@ impl Accounts {
                 }
             }
             Err(e) => {
-                tracing::warn!("refused an update for {} received over NATS: {e}", key.short());
+                tracing::warn!(
+                    "refused an update for {} received over NATS: {e}",
+                    key.short()
+                );
                 if let SubmitError::Older {
                     stored_iat,
                     posted_iat,

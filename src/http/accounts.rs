@@ -30,7 +30,9 @@ pub(super) async fn resolver_check() -> Response {
 
 /// The account key of the URL; any problem (bad percent-encoding, not UTF-8, not an account key)
 /// is a 400 before anything touches the store.
-pub(super) fn parse_key(path: Result<Path<String>, PathRejection>) -> Result<AccountKey, Box<Response>> {
+pub(super) fn parse_key(
+    path: Result<Path<String>, PathRejection>,
+) -> Result<AccountKey, Box<Response>> {
     let Path(text) = path.map_err(|_| {
         Box::new(text_error(
             StatusCode::BAD_REQUEST,

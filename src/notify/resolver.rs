@@ -61,11 +61,7 @@ pub trait Inbound: Send + Sync + 'static {
     fn lookup(&self, key: AccountKey) -> impl Future<Output = Option<Bytes>> + Send;
     /// Handles an update another client published; `key` is the account the subject names
     /// (`None` on `$SYS.REQ.CLAIMS.UPDATE`, where the JWT's `sub` decides).
-    fn update(
-        &self,
-        key: Option<AccountKey>,
-        jwt: Bytes,
-    ) -> impl Future<Output = Answer> + Send;
+    fn update(&self, key: Option<AccountKey>, jwt: Bytes) -> impl Future<Output = Answer> + Send;
     /// The stored, unexpired account keys (LIST).
     fn list(&self) -> impl Future<Output = Vec<String>> + Send;
     /// Handles an operator-signed delete request.
@@ -73,7 +69,11 @@ pub trait Inbound: Send + Sync + 'static {
     /// The pack of the store.
     fn pack(&self) -> impl Future<Output = Pack> + Send;
     /// Merges one JWT from another server's pack: `Ok(true)` when stored.
-    fn merge(&self, key: AccountKey, jwt: Bytes) -> impl Future<Output = Result<bool, String>> + Send;
+    fn merge(
+        &self,
+        key: AccountKey,
+        jwt: Bytes,
+    ) -> impl Future<Output = Result<bool, String>> + Send;
 }
 
 /// Who answers: the `server` object of every reply.
@@ -173,7 +173,11 @@ pub(crate) async fn answer_updates<H: Inbound>(
 
 /// Answers `$SYS.REQ.ACCOUNT.<key>.CLAIMS.LOOKUP` with the stored JWT; unknown accounts get no
 /// reply, so that an empty answer cannot end another server's lookup early.
-pub(crate) async fn answer_lookups<H: Inbound>(mut sub: Subscriber, client: Client, handler: Arc<H>) {
+pub(crate) async fn answer_lookups<H: Inbound>(
+    mut sub: Subscriber,
+    client: Client,
+    handler: Arc<H>,
+) {
     while let Some(msg) = sub.next().await {
         let Some(key) = key_in_subject(msg.subject.as_str()) else {
             continue;
@@ -211,7 +215,13 @@ pub(crate) async fn answer_deletes<H: Inbound>(
 ) {
     while let Some(msg) = sub.next().await {
         let answer = handler.delete(msg.payload.clone()).await;
-        respond(&client, &msg, reply_body(&server, &answer), "a delete request").await;
+        respond(
+            &client,
+            &msg,
+            reply_body(&server, &answer),
+            "a delete request",
+        )
+        .await;
     }
 }
 
@@ -222,12 +232,21 @@ const REANSWER_AFTER: Duration = Duration::from_secs(600);
 
 /// Pack requests already answered in full: reply subject → (their hash, our hash, when).
 #[derive(Default)]
-struct Answered(Mutex<HashMap<String, ([u8; 32], [u8; 32], Instant)>>);
+struct Answered(Mutex<HashMap<String, AnsweredState>>);
+
+/// Their hash, our hash, and when a request was answered.
+type AnsweredState = ([u8; 32], [u8; 32], Instant);
 
 impl Answered {
     /// Records an answer; `true` when the same request state was answered before (within
     /// `window` when given).
-    fn seen(&self, reply: &str, theirs: [u8; 32], ours: [u8; 32], window: Option<Duration>) -> bool {
+    fn seen(
+        &self,
+        reply: &str,
+        theirs: [u8; 32],
+        ours: [u8; 32],
+        window: Option<Duration>,
+    ) -> bool {
         let mut map = self.0.lock().unwrap_or_else(|e| e.into_inner());
         if let Some((t, o, at)) = map.get(reply) {
             if *t == theirs && *o == ours && window.is_none_or(|w| at.elapsed() < w) {
@@ -254,7 +273,8 @@ pub(crate) async fn answer_packs<H: Inbound>(
     handler: Arc<H>,
 ) {
     let answered = Answered::default();
-    let mut both = futures_util::stream::select(queued.map(|m| (true, m)), plain.map(|m| (false, m)));
+    let mut both =
+        futures_util::stream::select(queued.map(|m| (true, m)), plain.map(|m| (false, m)));
     while let Some((from_queue, msg)) = both.next().await {
         let Some(reply) = msg.reply.clone() else {
             continue;
@@ -264,7 +284,11 @@ pub(crate) async fn answer_packs<H: Inbound>(
         let in_sync = msg.payload.as_ref() == pack.hash;
         // A queue delivery that the plain subscription answered a moment ago is the same
         // request; a plain one is answered again only after a while (in case it was lost).
-        let window = Some(if from_queue { SAME_REQUEST } else { REANSWER_AFTER });
+        let window = Some(if from_queue {
+            SAME_REQUEST
+        } else {
+            REANSWER_AFTER
+        });
         if in_sync {
             if from_queue {
                 respond(&client, &msg, Bytes::new(), "a pack request").await;
@@ -288,7 +312,11 @@ pub(crate) async fn answer_packs<H: Inbound>(
         tracing::info!(
             "answered a pack request with {} JWT(s) ({})",
             pack.entries.len(),
-            if from_queue { "queue responder" } else { "store hash differs" }
+            if from_queue {
+                "queue responder"
+            } else {
+                "store hash differs"
+            }
         );
     }
 }
@@ -329,7 +357,10 @@ mod tests {
         let v: serde_json::Value = serde_json::from_slice(&ok).unwrap();
         assert_eq!(v["server"]["name"], "nas");
         assert!(v["server"]["id"].as_str().unwrap().starts_with('N'));
-        assert_eq!(v["data"], json!({"account": "AK", "code": 200, "message": "jwt updated"}));
+        assert_eq!(
+            v["data"],
+            json!({"account": "AK", "code": 200, "message": "jwt updated"})
+        );
         let err = reply_body(
             &server,
             &Answer::Failed {

@@ -449,11 +449,14 @@ mod tests {
             assert_eq!(fs::read(deleted).unwrap(), b"v1");
             // A key that was never stored keeps the request as its tombstone.
             store.delete(&never, b"request").unwrap();
-            assert_eq!(store.tombstone(&never).unwrap().as_deref(), Some(&b"request"[..]));
+            assert_eq!(
+                store.tombstone(&never).unwrap().as_deref(),
+                Some(&b"request"[..])
+            );
             assert_eq!(store.load(&never).unwrap(), None);
             store.save(&k, b"v2").unwrap();
             assert_eq!(store.load(&k).unwrap().as_deref(), Some(&b"v2"[..]));
-            assert_eq!(store.keys().unwrap(), [k.clone()]);
+            assert_eq!(store.keys().unwrap(), std::slice::from_ref(&k));
             let ro: DirStore = DirStore::open_read_only(tmp.path(), shard).unwrap();
             assert!(matches!(ro.delete(&k, b""), Err(StoreError::ReadOnly)));
         }

@@ -714,8 +714,18 @@ impl NatsOptions {
     /// Operator mode with nats-server's own full resolver in `dir`, the world's system account
     /// preloaded.
     pub fn full_resolver(w: &World, dir: &Path) -> NatsOptions {
+        Self::full_resolver_with(w, dir, false, "2m")
+    }
+
+    /// [`NatsOptions::full_resolver`] with `allow_delete` and the sync `interval` given.
+    pub fn full_resolver_with(
+        w: &World,
+        dir: &Path,
+        allow_delete: bool,
+        interval: &str,
+    ) -> NatsOptions {
         let block = format!(
-            "resolver {{\n  type: full\n  dir: \"{}\"\n  allow_delete: false\n  interval: \"2m\"\n}}\nresolver_preload {{\n  {}: \"{}\"\n}}\n",
+            "resolver {{\n  type: full\n  dir: \"{}\"\n  allow_delete: {allow_delete}\n  interval: \"{interval}\"\n}}\nresolver_preload {{\n  {}: \"{}\"\n}}\n",
             dir.display(),
             w.sys.public_key(),
             w.sys_jwt
