@@ -154,7 +154,6 @@ fn unknown_methods_get_405() {
     let key = nkeys::KeyPair::new_account().public_key();
     for (method, path) in [
         ("PUT", format!("/jwt/v1/accounts/{key}")),
-        ("DELETE", format!("/jwt/v1/accounts/{key}")),
         ("PATCH", format!("/jwt/v1/accounts/{key}")),
         ("POST", "/healthz".to_string()),
         ("POST", "/jwt/v1/operator".to_string()),
