@@ -12,8 +12,8 @@ use std::collections::{HashMap, VecDeque};
 use std::hash::{BuildHasher, RandomState};
 use std::sync::Mutex;
 
-use crate::accounts::StoredJwt;
 use crate::keys::AccountKey;
+use crate::store::StoredJwt;
 
 const SHARDS: usize = 16;
 /// Bookkeeping bytes counted per entry besides the JWT itself.

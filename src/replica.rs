@@ -8,8 +8,9 @@ use std::time::Duration;
 
 use tokio::task::JoinHandle;
 
-use crate::accounts::Accounts;
+use crate::accounts::{Accounts, Upstream};
 use crate::keys::AccountKey;
+use crate::store::stored::parse_pack_line;
 
 /// Talks to the primary account server.
 #[derive(Debug)]
@@ -72,6 +73,15 @@ impl Primary {
     }
 }
 
+impl Upstream for Primary {
+    fn fetch<'a>(
+        &'a self,
+        key: &'a AccountKey,
+    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Option<Vec<u8>>> + Send + 'a>> {
+        Box::pin(Primary::fetch(self, key))
+    }
+}
+
 /// What one synchronisation did.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 pub struct SyncReport {
@@ -92,15 +102,11 @@ pub async fn sync_once(primary: &Primary, accounts: &Accounts) -> Result<SyncRep
     let pack = primary.pack().await?;
     let mut report = SyncReport::default();
     for line in pack.lines().filter(|l| !l.trim().is_empty()) {
-        let Some((key, jwt)) = line.split_once('|') else {
+        let Some((key, jwt)) = parse_pack_line(line.as_bytes()) else {
             report.refused += 1;
             continue;
         };
-        let Ok(key) = AccountKey::parse(key) else {
-            report.refused += 1;
-            continue;
-        };
-        match accounts.submit_from_nats(&key, jwt.as_bytes()).await {
+        match accounts.submit_from_nats(&key, &jwt).await {
             Ok(done) if done.changed => report.stored += 1,
             Ok(_) => report.unchanged += 1,
             Err(e) => {

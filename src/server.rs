@@ -270,7 +270,9 @@ pub async fn build_services(
                 Duration::from_millis(config.sign_request_timeout_ms.max(1)),
             )
         }),
-        primary: primary.clone(),
+        primary: primary
+            .clone()
+            .map(|p| p as Arc<dyn crate::accounts::Upstream>),
         pack_limit: usize::try_from(config.max_replication_pack).unwrap_or(0),
         cache_bytes: if stores.cacheable.is_some() {
             config.store.cache_bytes
@@ -346,12 +348,32 @@ pub async fn build_services(
     })
 }
 
+/// The services of the current configuration, swapped on reload.
+#[derive(Debug)]
+struct Current(RwLock<Arc<Services>>);
+
+impl Current {
+    fn current(&self) -> Arc<Services> {
+        self.0.read().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+}
+
+impl http::ServiceSource for Current {
+    fn accounts(&self) -> Arc<Accounts> {
+        self.current().accounts.clone()
+    }
+
+    fn activations(&self) -> Arc<Activations> {
+        self.current().activations.clone()
+    }
+}
+
 /// A started server: where it listens, how to reload and how to stop it.
 #[derive(Debug)]
 pub struct Running {
     addr: SocketAddr,
     resolver_url: String,
-    services: Arc<RwLock<Arc<Services>>>,
+    services: Arc<Current>,
     tls: Option<TlsAcceptor>,
     http: crate::config::HttpConfig,
     stop: Option<oneshot::Sender<()>>,
@@ -389,16 +411,13 @@ impl Running {
         {
             acceptor.replace(tls::server_config(cert, key)?);
         }
-        *self.services.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(next);
+        *self.services.0.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(next);
         tracing::info!("configuration reloaded");
         Ok(())
     }
 
     fn current(&self) -> Arc<Services> {
-        self.services
-            .read()
-            .unwrap_or_else(|e| e.into_inner())
-            .clone()
+        self.services.current()
     }
 
     /// Stops accepting connections, lets requests in flight finish, and returns.
@@ -476,7 +495,9 @@ pub async fn start(config: &Config) -> Result<Running, StartError> {
         crate::metrics::install().map_err(StartError::Conflict)?;
         tracing::info!("serving Prometheus metrics on /metrics");
     }
-    let services = Arc::new(RwLock::new(Arc::new(build_services(config, None).await?)));
+    let services = Arc::new(Current(RwLock::new(Arc::new(
+        build_services(config, None).await?,
+    ))));
     let millis = |ms: u64| (ms > 0).then(|| Duration::from_millis(ms));
     let api = http::api(
         AppState {

@@ -311,12 +311,17 @@ async fn updates_published_by_others_are_stored_only_when_newer_and_trusted() {
         publish(jwt).await;
     }
     let deadline = std::time::Instant::now() + Duration::from_secs(10);
-    while nas.logs.count("refused an update for") < before + 3 && std::time::Instant::now() < deadline
+    while nas.logs.count("refused an update for") < before + 3
+        && std::time::Instant::now() < deadline
     {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     let logs = nas.logs.text();
-    assert_eq!(nas.logs.count("refused an update for"), before + 3, "{logs}");
+    assert_eq!(
+        nas.logs.count("refused an update for"),
+        before + 3,
+        "{logs}"
+    );
     assert!(logs.contains("refusing to roll back"), "{logs}");
     assert!(logs.contains("expired"), "{logs}");
     assert!(logs.contains("untrusted issuer"), "{logs}");

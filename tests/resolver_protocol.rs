@@ -354,7 +354,10 @@ async fn pack_fill_with(version: &str, binary: &Path) {
     let nas = start_nas(&w, &[nats.client_url()], false);
     wait_connected(&nas);
     let mut keys = vec![w.sys.public_key()];
-    assert_eq!(nas.post_account(&w.sys.public_key(), &w.sys_jwt).status, 200);
+    assert_eq!(
+        nas.post_account(&w.sys.public_key(), &w.sys_jwt).status,
+        200
+    );
     for i in 0..5 {
         let (account, jwt) = w.new_account(&format!("P{i}"));
         assert_eq!(nas.post_account(&account.public_key(), &jwt).status, 200);
@@ -366,7 +369,10 @@ async fn pack_fill_with(version: &str, binary: &Path) {
                 .is_ok_and(|t| t == nas.get(&format!("/jwt/v1/accounts/{k}")).text())
         })
     };
-    assert!(eventually(Duration::from_secs(5), || has_all(&nats_dir)), "{version}");
+    assert!(
+        eventually(Duration::from_secs(5), || has_all(&nats_dir)),
+        "{version}"
+    );
     // The node is wiped and restarted: nothing is pending on our side, no client connects.
     nats.stop();
     std::fs::remove_dir_all(&nats_dir).unwrap();

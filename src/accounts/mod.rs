@@ -5,6 +5,8 @@
 
 pub mod resolver;
 
+pub use crate::store::stored::{etag_of, StoredJwt};
+
 use std::sync::Arc;
 
 use bytes::Bytes;
@@ -77,48 +79,6 @@ pub enum LookupError {
     Task(String),
 }
 
-/// A stored JWT with the few claims the GET path needs, read without verifying the signature
-/// (it was verified when it was stored).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct StoredJwt {
-    /// The exact stored bytes.
-    pub bytes: Bytes,
-    /// The HTTP entity tag, a hash of the stored bytes, so every change gets a new one
-    /// (`None` when the stored bytes do not decode as a JWT).
-    pub etag: Option<String>,
-    /// `exp` (0 = never).
-    pub exp: i64,
-    /// `iat` (0 when unknown).
-    pub iat: i64,
-}
-
-/// The entity tag of stored JWT bytes: 160 bits of their SHA-256, base32.
-pub fn etag_of(bytes: &[u8]) -> String {
-    use sha2::{Digest, Sha256};
-    let digest = Sha256::digest(bytes);
-    data_encoding::BASE32_NOPAD.encode(&digest[..20])
-}
-
-impl StoredJwt {
-    /// Reads `exp` and `iat` from the payload segment of `bytes` and hashes them for the ETag.
-    pub fn inspect(bytes: Bytes) -> Self {
-        match crate::jwt::peek::peek(&bytes) {
-            Some(p) => StoredJwt {
-                etag: Some(etag_of(&bytes)),
-                exp: p.exp,
-                iat: p.iat,
-                bytes,
-            },
-            None => StoredJwt {
-                etag: None,
-                exp: 0,
-                iat: 0,
-                bytes,
-            },
-        }
-    }
-}
-
 /// Where a served JWT came from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Source {
@@ -177,6 +137,15 @@ pub fn unix_now() -> i64 {
         .unwrap_or(0)
 }
 
+/// Where a replica fetches the accounts it does not have (the primary, see `replica`).
+pub trait Upstream: Send + Sync + std::fmt::Debug {
+    /// The upstream's JWT for `key`, if it has one.
+    fn fetch<'a>(
+        &'a self,
+        key: &'a AccountKey,
+    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Option<Vec<u8>>> + Send + 'a>>;
+}
+
 /// How this server treats writes and reads, decided by the store mode and the config.
 #[derive(Debug, Default, Clone)]
 pub struct Policy {
@@ -190,7 +159,7 @@ pub struct Policy {
     /// The signing service: NATS subject and timeout (`signrequestsubject`).
     pub signing: Option<(String, std::time::Duration)>,
     /// The primary to fetch unknown accounts from (replica mode).
-    pub primary: Option<Arc<crate::replica::Primary>>,
+    pub primary: Option<Arc<dyn Upstream>>,
     /// Most JWTs in one pack (`maxreplicationpack`).
     pub pack_limit: usize,
     /// Bytes of hot JWTs kept in memory (0 = no cache). Only for stores whose files are
@@ -453,7 +422,10 @@ impl Accounts {
             .stored_unexpired(max)
             .await?
             .into_iter()
-            .map(|(key, jwt)| format!("{key}|{}", String::from_utf8_lossy(&jwt.bytes).trim()))
+            .map(|(key, jwt)| {
+                String::from_utf8_lossy(&crate::store::stored::pack_line(&key, &jwt.bytes))
+                    .into_owned()
+            })
             .collect();
         Ok(lines.join("\n"))
     }
@@ -549,25 +521,5 @@ impl Accounts {
             self.forget(key);
         }
         Ok(Submitted { token, changed })
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use base64::Engine;
-
-    #[test]
-    fn inspect_reads_exp_and_hashes_the_bytes() {
-        let b64 = |s: &str| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(s);
-        let token = format!("{}.{}.sig", b64("{}"), b64(r#"{"jti":"J1","exp":42}"#));
-        let s = StoredJwt::inspect(Bytes::from(token.clone()));
-        assert_eq!(s.etag, Some(etag_of(token.as_bytes())));
-        assert_eq!(s.exp, 42);
-        let same_jti = format!("{}.{}.sig", b64("{}"), b64(r#"{"jti":"J1","exp":43}"#));
-        assert_ne!(StoredJwt::inspect(Bytes::from(same_jti)).etag, s.etag);
-        let s = StoredJwt::inspect(Bytes::from_static(b"garbage"));
-        assert_eq!(s.etag, None);
-        assert_eq!(s.exp, 0);
     }
 }

@@ -267,11 +267,13 @@ impl Accounts {
         use sha2::{Digest, Sha256};
         let mut pack = Pack::default();
         for (key, jwt) in self.stored_unexpired(usize::MAX).await? {
-            let digest = Sha256::digest(&jwt.bytes);
+            // What a pack line carries, and so what a nats-server stores and hashes.
+            let bytes = jwt.bytes.slice_ref(jwt.bytes.trim_ascii());
+            let digest = Sha256::digest(&bytes);
             for (h, d) in pack.hash.iter_mut().zip(digest.iter()) {
                 *h ^= d;
             }
-            pack.entries.push((key, jwt.bytes));
+            pack.entries.push((key, bytes));
         }
         Ok(pack)
     }

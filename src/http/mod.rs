@@ -10,7 +10,7 @@ mod operator;
 mod pack;
 pub mod serve;
 
-use std::sync::{Arc, RwLock};
+use std::sync::Arc;
 use std::time::Duration;
 
 use axum::body::Body;
@@ -22,35 +22,36 @@ use tower_http::cors::{AllowHeaders, AllowOrigin, CorsLayer};
 
 use crate::accounts::Accounts;
 use crate::activations::Activations;
-use crate::server::Services;
 
 pub use help::HELP_TEXT;
+
+/// Where handlers get the services of the current configuration (whoever runs the server
+/// swaps them on reload).
+pub trait ServiceSource: Send + Sync + std::fmt::Debug {
+    /// The account service now.
+    fn accounts(&self) -> Arc<Accounts>;
+    /// The activation service now.
+    fn activations(&self) -> Arc<Activations>;
+}
 
 /// What every handler can reach.
 #[derive(Debug, Clone)]
 pub struct AppState {
-    /// The services of the current configuration (swapped on reload).
-    pub services: Arc<RwLock<Arc<Services>>>,
+    /// The services of the current configuration.
+    pub services: Arc<dyn ServiceSource>,
     /// Largest request body accepted, for the 413 message.
     pub max_body_bytes: usize,
 }
 
 impl AppState {
-    fn services(&self) -> Arc<Services> {
-        self.services
-            .read()
-            .unwrap_or_else(|e| e.into_inner())
-            .clone()
-    }
-
     /// The account service of the current configuration.
     pub(crate) fn accounts(&self) -> Arc<Accounts> {
-        self.services().accounts.clone()
+        self.services.accounts()
     }
 
     /// The activation service of the current configuration.
     pub(crate) fn activations(&self) -> Arc<Activations> {
-        self.services().activations.clone()
+        self.services.activations()
     }
 }
 

@@ -299,10 +299,7 @@ pub(crate) async fn answer_packs<H: Inbound>(
             continue;
         }
         for (key, jwt) in &pack.entries {
-            let mut line = Vec::with_capacity(key.as_str().len() + 1 + jwt.len());
-            line.extend_from_slice(key.as_str().as_bytes());
-            line.push(b'|');
-            line.extend_from_slice(jwt);
+            let line = crate::store::stored::pack_line(key, jwt);
             if let Err(e) = client.publish(reply.clone(), Bytes::from(line)).await {
                 tracing::warn!("cannot answer a pack request: {e}");
                 break;

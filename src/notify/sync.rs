@@ -11,7 +11,7 @@ use bytes::Bytes;
 use futures_util::StreamExt;
 
 use super::resolver::{Inbound, CLAIMS_PACK};
-use crate::keys::AccountKey;
+use crate::store::stored::parse_pack_line;
 
 /// How long to wait for the next message of a pack reply before giving up on it.
 const IDLE: Duration = Duration::from_secs(3);
@@ -27,16 +27,6 @@ pub struct Merged {
     pub refused: usize,
     /// `true` when the reply ended with its empty message (else it timed out or none came).
     pub complete: bool,
-}
-
-/// Splits a pack line `<pk>|<jwt>`.
-pub fn parse_line(line: &[u8]) -> Option<(AccountKey, Bytes)> {
-    let text = std::str::from_utf8(line).ok()?;
-    let (key, jwt) = text.split_once('|')?;
-    if jwt.contains('|') {
-        return None;
-    }
-    Some((AccountKey::parse(key).ok()?, Bytes::from(jwt.to_string())))
 }
 
 /// Requests one pack and merges what comes back.
@@ -58,7 +48,7 @@ pub async fn request_once<H: Inbound>(client: &Client, handler: &H) -> Result<Me
             merged.complete = true;
             break;
         }
-        let Some((key, jwt)) = parse_line(&msg.payload) else {
+        let Some((key, jwt)) = parse_pack_line(&msg.payload) else {
             merged.refused += 1;
             continue;
         };
@@ -102,20 +92,5 @@ pub(crate) async fn run<H: Inbound>(
             _ = tokio::time::sleep(interval) => {}
             _ = shared.wait_reconnected() => {}
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn pack_lines() {
-        let k = nkeys::KeyPair::new_account().public_key();
-        let (key, jwt) = parse_line(format!("{k}|a.b.c").as_bytes()).unwrap();
-        assert_eq!((key.as_str(), jwt.as_ref()), (k.as_str(), &b"a.b.c"[..]));
-        assert!(parse_line(b"nokey|a.b.c").is_none());
-        assert!(parse_line(format!("{k}|a|b").as_bytes()).is_none());
-        assert!(parse_line(k.as_bytes()).is_none());
     }
 }

@@ -5,6 +5,7 @@
 pub mod dir;
 pub mod memory;
 pub mod nsc;
+pub mod stored;
 pub mod watch;
 
 use crate::keys::{AccountKey, ActivationId};
@@ -12,6 +13,7 @@ use crate::keys::{AccountKey, ActivationId};
 pub use dir::DirStore;
 pub use memory::MemoryStore;
 pub use nsc::NscStore;
+pub use stored::{etag_of, StoredJwt};
 
 /// A key a store can file JWTs under: its text is safe as a file name.
 pub trait StoreKey:
