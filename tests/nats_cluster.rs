@@ -27,22 +27,9 @@ async fn failover_with(version: &str, binary: &std::path::Path) {
     let ports: Vec<u16> = (0..3).map(|_| free_port()).collect();
     let urls: Vec<String> = ports
         .iter()
-        .map(|p| format!("\"nats://127.0.0.1:{p}\""))
+        .map(|p| format!("nats://127.0.0.1:{p}"))
         .collect();
-    let creds = w.user_creds(&w.sys, "nas-sys");
-    let extra = format!(
-        "nats {{\n  servers: [{}]\n  usercredentials: \"{}\"\n  reconnectwait: 200\n  name: nas-cluster\n}}\n",
-        urls.join(", "),
-        creds.display()
-    );
-    let nas = AccountServer::start(
-        w.dir.path(),
-        &nas_config(&w.path("jwt"), Some(&w.operator_path), &extra),
-    );
-    assert_eq!(
-        nas.post_account(&w.sys.public_key(), &w.sys_jwt).status,
-        200
-    );
+    let nas = start_nas_with_sys(&w, &nats_block(&w, &urls, "  name: nas-cluster"));
     let mut cluster = start_cluster(binary, w.dir.path(), "c", 3, |i| {
         let mut o = NatsOptions::url_resolver(&w.operator_path, &w.sys.public_key(), &nas);
         o.port = Some(ports[i]);
@@ -60,9 +47,12 @@ async fn failover_with(version: &str, binary: &std::path::Path) {
 
     // A system-account listener on a node that survives.
     let watcher = (first + 1) % 3;
-    let listener = connect(&cluster[watcher].client_url(), &creds)
-        .await
-        .unwrap();
+    let listener = connect(
+        &cluster[watcher].client_url(),
+        &w.user_creds(&w.sys, "listener"),
+    )
+    .await
+    .unwrap();
     let (account, jwt) = w.new_account("A");
     let subject = format!("$SYS.ACCOUNT.{}.CLAIMS.UPDATE", account.public_key());
     let mut updates = listener.subscribe(subject).await.unwrap();
@@ -114,20 +104,12 @@ async fn a_server_that_wants_tls_first_is_reached() {
     let w = World::new();
     let tls = make_tls_files(w.dir.path());
     let port = free_port();
-    let creds = w.user_creds(&w.sys, "nas-sys");
-    let extra = format!(
-        "nats {{\n  servers: [\"nats://127.0.0.1:{port}\"]\n  usercredentials: \"{}\"\n  reconnectwait: 200\n  name: nas-tls-first\n  tls {{ root: \"{}\", handshakefirst: true }}\n}}\n",
-        creds.display(),
+    let tls_lines = format!(
+        "  name: nas-tls-first\n  tls {{ root: \"{}\", handshakefirst: true }}",
         tls.ca.display()
     );
-    let nas = AccountServer::start(
-        w.dir.path(),
-        &nas_config(&w.path("jwt"), Some(&w.operator_path), &extra),
-    );
-    assert_eq!(
-        nas.post_account(&w.sys.public_key(), &w.sys_jwt).status,
-        200
-    );
+    let urls = [format!("nats://127.0.0.1:{port}")];
+    let nas = start_nas_with_sys(&w, &nats_block(&w, &urls, &tls_lines));
     let mut opts = NatsOptions::url_resolver(&w.operator_path, &w.sys.public_key(), &nas);
     opts.port = Some(port);
     opts.monitor = true;

@@ -16,13 +16,7 @@ const NAME: &str = "nas-proto";
 
 /// Our server with a NATS block for `urls` (may be down), deletes on or off.
 fn start_nas(w: &World, urls: &[String], allow_delete: bool) -> AccountServer {
-    let creds = w.user_creds(&w.sys, "nas-sys");
-    let urls: Vec<String> = urls.iter().map(|u| format!("\"{u}\"")).collect();
-    let extra = format!(
-        "nats {{\n  servers: [{}]\n  usercredentials: \"{}\"\n  reconnectwait: 200\n  name: {NAME}\n  syncinterval: \"1s\"\n}}\n",
-        urls.join(", "),
-        creds.display()
-    );
+    let extra = nats_block(w, urls, &format!("  name: {NAME}\n  syncinterval: \"1s\""));
     let config = nas_config(&w.path("jwt"), Some(&w.operator_path), &extra).replace(
         "store {",
         &format!("store {{ allowdelete: {allow_delete}, "),

@@ -203,12 +203,8 @@ pub(super) async fn post_account(
     pubkey: Result<Path<String>, PathRejection>,
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
-    let key = match parse_key(pubkey) {
-        Ok(k) => k,
-        Err(resp) => return *resp,
-    };
-    let body = match read_body(&state, &key, body) {
-        Ok(b) => b,
+    let (key, body) = match key_and_body(&state, pubkey, body) {
+        Ok(parts) => parts,
         Err(resp) => return *resp,
     };
     match state.accounts().submit(&key, &body).await {
@@ -274,8 +270,19 @@ pub(super) async fn post_account(
     }
 }
 
+/// The account key of the URL and the request body of a write, or the error reply.
+pub(super) fn key_and_body(
+    state: &AppState,
+    pubkey: Result<Path<String>, PathRejection>,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<(AccountKey, Bytes), Box<Response>> {
+    let key = parse_key(pubkey)?;
+    let body = read_body(state, &key, body)?;
+    Ok((key, body))
+}
+
 /// The request body, or the error reply when it could not be read (too large, too slow).
-pub(super) fn read_body(
+fn read_body(
     state: &AppState,
     key: &AccountKey,
     body: Result<Bytes, BytesRejection>,

@@ -8,7 +8,7 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 
-use super::accounts::{parse_key, read_body};
+use super::accounts::key_and_body;
 use super::{text_error, AppState};
 use crate::accounts::resolver::DeleteError;
 
@@ -19,12 +19,8 @@ pub(super) async fn delete_account(
     pubkey: Result<Path<String>, PathRejection>,
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
-    let key = match parse_key(pubkey) {
-        Ok(k) => k,
-        Err(resp) => return *resp,
-    };
-    let body = match read_body(&state, &key, body) {
-        Ok(b) => b,
+    let (key, body) = match key_and_body(&state, pubkey, body) {
+        Ok(parts) => parts,
         Err(resp) => return *resp,
     };
     let accounts = state.accounts();

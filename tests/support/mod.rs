@@ -829,3 +829,29 @@ pub fn nats_binaries() -> Vec<(&'static str, PathBuf)> {
         ("2.15.1", nats_server_215_binary()),
     ]
 }
+
+/// A `nats { ... }` block for our server: `urls`, a new system-account user's creds,
+/// `reconnectwait: 200`, and `extra` lines.
+pub fn nats_block(w: &World, urls: &[String], extra: &str) -> String {
+    let creds = w.user_creds(&w.sys, "nas-sys");
+    let urls: Vec<String> = urls.iter().map(|u| format!("\"{u}\"")).collect();
+    format!(
+        "nats {{\n  servers: [{}]\n  usercredentials: \"{}\"\n  reconnectwait: 200\n{extra}\n}}\n",
+        urls.join(", "),
+        creds.display()
+    )
+}
+
+/// Our server on the world's operator with a directory store and `extra` config, holding the
+/// system account.
+pub fn start_nas_with_sys(w: &World, extra: &str) -> AccountServer {
+    let nas = AccountServer::start(
+        w.dir.path(),
+        &nas_config(&w.path("jwt"), Some(&w.operator_path), extra),
+    );
+    assert_eq!(
+        nas.post_account(&w.sys.public_key(), &w.sys_jwt).status,
+        200
+    );
+    nas
+}
