@@ -185,6 +185,35 @@ async fn push_list_with(version: &str, binary: &Path) {
     let mut stored = vec![w.sys.public_key(), account.public_key()];
     stored.sort();
     assert_eq!(listed, stored, "{version}");
+
+    // DELETE with deletes off: we refuse in the very words of the nats-server.
+    let request = delete_request(&w.operator, std::slice::from_ref(&account.public_key()));
+    let replies = collect(
+        &client,
+        "$SYS.REQ.CLAIMS.DELETE",
+        request.as_bytes(),
+        Duration::from_secs(1),
+    )
+    .await;
+    assert_eq!(replies.len(), 2, "{version}: {replies:?}");
+    let ours = reply_of(&replies, NAME).unwrap();
+    let theirs = replies
+        .iter()
+        .find(|r| r["server"]["name"] != NAME)
+        .unwrap();
+    assert_eq!(
+        ours["error"]["description"], theirs["error"]["description"],
+        "{version}"
+    );
+    assert!(ours["error"]["description"]
+        .as_str()
+        .unwrap()
+        .contains("delete must be enabled"));
+    assert_eq!(
+        nas.get(&format!("/jwt/v1/accounts/{}", account.public_key()))
+            .text(),
+        jwt
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -243,6 +272,40 @@ async fn delete_with(version: &str, binary: &Path) {
             .all(|d| jwt_file(d, &pk).exists())),
         "{version}: the servers did not get the account"
     );
+    // A delete over NATS, as `nsc push --prune` sends it: every server and we answer.
+    let (pruned, pruned_jwt) = w.new_account("PRUNED");
+    let ppk = pruned.public_key();
+    assert_eq!(nas.post_account(&ppk, &pruned_jwt).status, 200);
+    assert!(eventually(Duration::from_secs(5), || dirs
+        .iter()
+        .all(|d| jwt_file(d, &ppk).exists())));
+    let sys = connect(&cluster[1].client_url(), &w.user_creds(&w.sys, "nsc"))
+        .await
+        .unwrap();
+    let request = delete_request(&w.operator, std::slice::from_ref(&ppk));
+    let replies = collect(
+        &sys,
+        "$SYS.REQ.CLAIMS.DELETE",
+        request.as_bytes(),
+        Duration::from_secs(1),
+    )
+    .await;
+    assert_eq!(replies.len(), 3, "{version}: {replies:?}");
+    for reply in &replies {
+        assert_eq!(
+            reply["data"]["message"], "deleted 1 accounts",
+            "{version}: {reply}"
+        );
+    }
+    assert_eq!(
+        nas.get(&format!("/jwt/v1/accounts/{ppk}")).status,
+        404,
+        "{version}"
+    );
+    for dir in dirs.iter().chain([&w.path("jwt")]) {
+        assert!(!jwt_file(dir, &ppk).exists() && dir.join(format!("{ppk}.jwt.deleted")).exists());
+    }
+
     let u0 = user(&w, &account, &cluster[0], "doomed-0").await.unwrap();
     let u1 = user(&w, &account, &cluster[1], "doomed-1").await.unwrap();
 

@@ -26,7 +26,16 @@ POST /jwt/v1/accounts/<account public key>
     Store a new account JWT (the body; this is what `nsc push` sends).
     The JWT must be for the key in the URL, signed by the operator or one of its signing keys,
     not expired and free of blocking validation errors.
-    200 with an empty body when stored; 400 with a one-line reason otherwise.
+    200 with an empty body when stored; 400 with a one-line reason otherwise; 409 when a newer
+    JWT is stored or the account was deleted
+    and the JWT is not newer than the deleted one.
+
+DELETE /jwt/v1/accounts/<account public key>
+    Delete accounts (store.allowdelete: true). The body is the operator-signed delete request
+    `nsc push --prune` sends over NATS: a JWT with sub = iss = the operator or one of its
+    signing keys and nats.accounts listing the accounts (the one in the URL among them). The
+    accounts get 404 afterwards, and the request is published on $SYS.REQ.CLAIMS.DELETE.
+    200 "deleted N accounts"; 400 with the reason; 403 when deletes are disabled.
 
 GET /jwt/v1/operator
     The operator JWT (text=true and decode=true work as above). 404 when none is configured.
