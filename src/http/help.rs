@@ -35,7 +35,7 @@ DELETE /jwt/v1/accounts/<account public key>
     `nsc push --prune` sends over NATS: a JWT with sub = iss = the operator or one of its
     signing keys and nats.accounts listing the accounts (the one in the URL among them). The
     accounts get 404 afterwards, and the request is published on $SYS.REQ.CLAIMS.DELETE.
-    200 "deleted N accounts"; 400 with the reason; 403 when deletes are disabled.
+    200 \"deleted N accounts\"; 400 with the reason; 403 when deletes are disabled.
 
 GET /jwt/v1/operator
     The operator JWT (text=true and decode=true work as above). 404 when none is configured.
