@@ -17,10 +17,12 @@ const NAME: &str = "nas-proto";
 /// Our server with a NATS block for `urls` (may be down), deletes on or off.
 fn start_nas(w: &World, urls: &[String], allow_delete: bool) -> AccountServer {
     let extra = nats_block(w, urls, &format!("  name: {NAME}\n  syncinterval: \"1s\""));
-    let config = nas_config(&w.path("jwt"), Some(&w.operator_path), &extra).replace(
-        "store {",
-        &format!("store {{ allowdelete: {allow_delete}, "),
-    );
+    let config = nas_config(&w.path("jwt"), Some(&w.operator_path), &extra)
+        .replace("logging {", "logging { debug: true, ")
+        .replace(
+            "store {",
+            &format!("store {{ allowdelete: {allow_delete}, "),
+        );
     AccountServer::start(w.dir.path(), &config)
 }
 
@@ -444,6 +446,14 @@ async fn pack_fill_with(version: &str, binary: &Path) {
         nas.logs.text()
     );
     eprintln!("{version}: refilled in {:?}", started.elapsed());
+    // Its next request carries a store hash equal to ours: nats-server hashes as we do.
+    let in_sync = "store hash equals ours";
+    let before = nas.logs.count(in_sync);
+    assert!(
+        eventually(Duration::from_secs(5), || nas.logs.count(in_sync) > before),
+        "{version}: {}",
+        nas.logs.text()
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

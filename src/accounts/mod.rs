@@ -523,3 +523,6 @@ impl Accounts {
         Ok(Submitted { token, changed })
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -290,6 +290,7 @@ pub(crate) async fn answer_packs<H: Inbound>(
             REANSWER_AFTER
         });
         if in_sync {
+            tracing::debug!("pack request: the requester's store hash equals ours");
             if from_queue {
                 respond(&client, &msg, Bytes::new(), "a pack request").await;
             }

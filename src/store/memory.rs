@@ -42,9 +42,18 @@ impl<K: StoreKey> JwtStore<K> for MemoryStore<K> {
 
     fn delete(&self, key: &K, tombstone: &[u8]) -> Result<(), StoreError> {
         let mut items = self.items.write().unwrap_or_else(|e| e.into_inner());
-        let left = items.remove(key).unwrap_or_else(|| tombstone.to_vec());
         let mut tombstones = self.tombstones.write().unwrap_or_else(|e| e.into_inner());
-        tombstones.insert(key.clone(), left);
+        match items.remove(key) {
+            Some(jwt) => {
+                tombstones.insert(key.clone(), jwt);
+            }
+            None => {
+                // Deleted already: the first tombstone stays.
+                tombstones
+                    .entry(key.clone())
+                    .or_insert_with(|| tombstone.to_vec());
+            }
+        }
         Ok(())
     }
 

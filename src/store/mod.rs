@@ -102,3 +102,46 @@ pub trait JwtStore<K: StoreKey = AccountKey>: Send + Sync + 'static {
         false
     }
 }
+
+#[cfg(test)]
+mod contract {
+    //! The rules every account store keeps the same way.
+    use super::*;
+
+    fn key() -> AccountKey {
+        AccountKey::parse(&nkeys::KeyPair::new_account().public_key()).unwrap()
+    }
+
+    fn deletes_leave_tombstones_and_saves_bring_keys_back(store: &dyn JwtStore) {
+        let (k, never) = (key(), key());
+        store.save(&k, b"v1").unwrap();
+        store.delete(&k, b"request").unwrap();
+        assert_eq!(store.load(&k).unwrap(), None);
+        assert!(store.keys().unwrap().is_empty());
+        assert_eq!(store.tombstone(&k).unwrap().as_deref(), Some(&b"v1"[..]));
+        // A key that was never stored keeps the request as its tombstone.
+        store.delete(&never, b"request").unwrap();
+        assert_eq!(
+            store.tombstone(&never).unwrap().as_deref(),
+            Some(&b"request"[..])
+        );
+        assert_eq!(store.load(&never).unwrap(), None);
+        // Deleting again keeps the first tombstone.
+        store.delete(&k, b"again").unwrap();
+        assert_eq!(store.tombstone(&k).unwrap().as_deref(), Some(&b"v1"[..]));
+        store.save(&k, b"v2").unwrap();
+        assert_eq!(store.load(&k).unwrap().as_deref(), Some(&b"v2"[..]));
+        assert_eq!(store.keys().unwrap(), std::slice::from_ref(&k));
+        assert_eq!(store.tombstone(&key()).unwrap(), None);
+    }
+
+    #[test]
+    fn every_writable_store_deletes_the_same_way() {
+        for shard in [false, true] {
+            let tmp = tempfile::tempdir().unwrap();
+            let dir: DirStore = DirStore::open(tmp.path(), shard).unwrap();
+            deletes_leave_tombstones_and_saves_bring_keys_back(&dir);
+        }
+        deletes_leave_tombstones_and_saves_bring_keys_back(&MemoryStore::default());
+    }
+}
