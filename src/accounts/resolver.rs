@@ -280,10 +280,8 @@ impl Accounts {
 
     /// Merges a JWT from another server's pack: stored only when trusted, valid, newer than
     /// ours and not older than a deletion. `Ok(false)` when ours is as new.
+    /// Like updates over NATS, merges are taken by replicas too (a read-only store refuses).
     pub async fn merge(&self, key: &AccountKey, jwt: &[u8]) -> Result<bool, SubmitError> {
-        if let Some(why) = &self.policy.refuse_posts {
-            return Err(SubmitError::Refused(why.clone()));
-        }
         match self.store_checked_as(key, jwt, Write::Merge).await {
             Ok(done) => Ok(done.changed),
             Err(SubmitError::NotNewer { .. } | SubmitError::Older { .. }) => Ok(false),
