@@ -181,6 +181,24 @@ impl<K: StoreKey> DirStore<K> {
         Ok(removed)
     }
 
+    /// Writes `bytes` to `target` (a file in `key`'s folder) through a temp file that is
+    /// fsynced and renamed over it, then fsyncs the folder (and the new folder's parent).
+    fn write_durably(&self, key: &K, target: &Path, bytes: &[u8]) -> Result<(), StoreError> {
+        let folder = self.folder(key);
+        if !folder.is_dir() {
+            fs::create_dir_all(&folder).map_err(|e| io_error("creating", &folder, e))?;
+            if let Some(parent) = folder.parent() {
+                sync_dir(parent)?;
+            }
+        }
+        let temp = self.write_temp(&folder, key, bytes)?;
+        if let Err(e) = fs::rename(&temp, target) {
+            let _ = fs::remove_file(&temp);
+            return Err(io_error("renaming into", target, e));
+        }
+        sync_dir(&folder)
+    }
+
     fn write_temp(&self, folder: &Path, key: &K, jwt: &[u8]) -> Result<PathBuf, StoreError> {
         let n = self.temp_counter.fetch_add(1, Ordering::Relaxed);
         let temp = folder.join(format!(
@@ -261,20 +279,7 @@ impl<K: StoreKey> JwtStore<K> for DirStore<K> {
         if self.read_only {
             return Err(StoreError::ReadOnly);
         }
-        let folder = self.folder(key);
-        if !folder.is_dir() {
-            fs::create_dir_all(&folder).map_err(|e| io_error("creating", &folder, e))?;
-            if let Some(parent) = folder.parent() {
-                sync_dir(parent)?;
-            }
-        }
-        let temp = self.write_temp(&folder, key, jwt)?;
-        let target = self.path_of(key);
-        if let Err(e) = fs::rename(&temp, &target) {
-            let _ = fs::remove_file(&temp);
-            return Err(io_error("renaming into", &target, e));
-        }
-        sync_dir(&folder)
+        self.write_durably(key, &self.path_of(key), jwt)
     }
 
     fn delete(&self, key: &K, tombstone: &[u8]) -> Result<(), StoreError> {
@@ -284,23 +289,14 @@ impl<K: StoreKey> JwtStore<K> for DirStore<K> {
         let path = self.path_of(key);
         let target = deleted_path(&path);
         match fs::rename(&path, &target) {
-            Ok(()) => {}
+            Ok(()) => sync_dir(&self.folder(key)),
+            // Deleted already: the first tombstone (the newer deleted JWT) stays.
+            Err(e) if e.kind() == ErrorKind::NotFound && target.exists() => Ok(()),
             Err(e) if e.kind() == ErrorKind::NotFound => {
-                if target.exists() {
-                    // Deleted already: the first tombstone (the newer deleted JWT) stays.
-                    return Ok(());
-                }
-                let folder = self.folder(key);
-                fs::create_dir_all(&folder).map_err(|e| io_error("creating", &folder, e))?;
-                let temp = self.write_temp(&folder, key, tombstone)?;
-                if let Err(e) = fs::rename(&temp, &target) {
-                    let _ = fs::remove_file(&temp);
-                    return Err(io_error("renaming into", &target, e));
-                }
+                self.write_durably(key, &target, tombstone)
             }
-            Err(e) => return Err(io_error("renaming", &path, e)),
+            Err(e) => Err(io_error("renaming", &path, e)),
         }
-        sync_dir(&self.folder(key))
     }
 
     fn tombstone(&self, key: &K) -> Result<Option<Vec<u8>>, StoreError> {
