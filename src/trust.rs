@@ -259,11 +259,28 @@ impl Trust {
         body: &str,
         now: i64,
     ) -> Result<(Token, AccountClaims), Rejection> {
+        let (token, claims) = Self::decode_account(body)?;
+        self.check_decoded(path_key, token, claims, now)
+    }
+
+    /// Decodes `body` as an account JWT whose signature verifies (the first step of
+    /// [`Trust::check_account`], for callers that learn the account key from the JWT).
+    pub fn decode_account(body: &str) -> Result<(Token, AccountClaims), Rejection> {
         if body.is_empty() {
             return Err(Rejection::Empty);
         }
-        let (token, claims) =
-            jwt::decode_account(body).map_err(|e| Rejection::Decode(e.to_string()))?;
+        jwt::decode_account(body).map_err(|e| Rejection::Decode(e.to_string()))
+    }
+
+    /// The rest of [`Trust::check_account`] on a decoded JWT: it is for `path_key`, signed by
+    /// a trusted operator key, valid at `now` and its `iat` within the clock skew.
+    pub fn check_decoded(
+        &self,
+        path_key: &AccountKey,
+        token: Token,
+        claims: AccountClaims,
+        now: i64,
+    ) -> Result<(Token, AccountClaims), Rejection> {
         let sub = &token.claims.sub;
         let iss = &token.claims.iss;
         if sub != path_key.as_str() {

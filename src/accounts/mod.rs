@@ -269,7 +269,7 @@ impl Accounts {
         }
         if let Some(primary) = &self.policy.primary {
             if let Some(jwt) = primary.fetch(key).await {
-                match self.store_checked(key, &jwt).await {
+                match self.store_checked(key, &jwt, Write::Replace).await {
                     Ok(done) => {
                         tracing::info!("cached {} from the primary", key.short());
                         return Ok(Some((
@@ -317,7 +317,7 @@ impl Accounts {
             }
             (checked, _) => {
                 let (token, _) = checked?;
-                self.store_token(key, token).await?
+                self.store_token(key, token, Write::Replace).await?
             }
         };
         self.notifier
@@ -346,7 +346,8 @@ impl Accounts {
             return Err(SubmitError::Accepted(reply_text));
         }
         tracing::info!("{} JWT signed by the signing service", key.short());
-        self.store_checked(key, signed.as_bytes()).await
+        self.store_checked(key, signed.as_bytes(), Write::Replace)
+            .await
     }
 
     /// Like [`Accounts::submit`] for an update that arrived over NATS (or from the primary):
@@ -356,7 +357,7 @@ impl Accounts {
         key: &AccountKey,
         body: &[u8],
     ) -> Result<Submitted, SubmitError> {
-        self.store_checked(key, body).await
+        self.store_checked(key, body, Write::Replace).await
     }
 
     /// Sends the stored JWT of `key` to nats-servers again (GET `?notify=true`).
@@ -430,13 +431,8 @@ impl Accounts {
         Ok(lines.join("\n"))
     }
 
-    /// The common path: check trust and validity, then store.
-    async fn store_checked(&self, key: &AccountKey, body: &[u8]) -> Result<Submitted, SubmitError> {
-        self.store_checked_as(key, body, Write::Replace).await
-    }
-
-    /// [`Accounts::store_checked`] with a choice of replace rule.
-    async fn store_checked_as(
+    /// The common path: check trust and validity, then store with the replace rule `mode`.
+    async fn store_checked(
         &self,
         key: &AccountKey,
         body: &[u8],
@@ -444,19 +440,14 @@ impl Accounts {
     ) -> Result<Submitted, SubmitError> {
         let text = std::str::from_utf8(body).map_err(|_| Rejection::NotText)?;
         let (token, _claims) = self.trust.check_account(key, text.trim(), unix_now())?;
-        self.store_token_as(key, token, mode).await
+        self.store_token(key, token, mode).await
     }
 
     /// Refuses rollbacks and writes a checked token under the key's lock. The JWT to compare
     /// with is the stored one, when it would still be accepted today (see
-    /// [`Trust::rollback_floor`]), and for the system account also `systemaccountjwtpath`.
-    async fn store_token(&self, key: &AccountKey, token: Token) -> Result<Submitted, SubmitError> {
-        self.store_token_as(key, token, Write::Replace).await
-    }
-
-    /// [`Accounts::store_token`] with a choice of replace rule. A deleted account comes back
-    /// only with a JWT issued after the deleted one.
-    async fn store_token_as(
+    /// [`Trust::rollback_floor`]), and for the system account also `systemaccountjwtpath`. A
+    /// deleted account comes back only with a JWT issued after the deleted one.
+    async fn store_token(
         &self,
         key: &AccountKey,
         token: Token,

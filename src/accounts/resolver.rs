@@ -13,6 +13,7 @@ use super::{unix_now, Accounts, LookupError, StoredJwt, SubmitError, Write};
 use crate::keys::AccountKey;
 use crate::notify::resolver::{Answer, Inbound, Pack};
 use crate::store::StoreError;
+use crate::trust::{Rejection, Trust};
 
 /// Why a delete request was refused; the texts are nats-server's.
 #[derive(Debug, thiserror::Error)]
@@ -282,7 +283,7 @@ impl Accounts {
     /// ours and not older than a deletion. `Ok(false)` when ours is as new.
     /// Like updates over NATS, merges are taken by replicas too (a read-only store refuses).
     pub async fn merge(&self, key: &AccountKey, jwt: &[u8]) -> Result<bool, SubmitError> {
-        match self.store_checked_as(key, jwt, Write::Merge).await {
+        match self.store_checked(key, jwt, Write::Merge).await {
             Ok(done) => Ok(done.changed),
             Err(SubmitError::NotNewer { .. } | SubmitError::Older { .. }) => Ok(false),
             Err(e) => Err(e),
@@ -330,20 +331,30 @@ impl Accounts {
             code,
             description,
         };
-        let text = String::from_utf8_lossy(jwt);
-        let key = match key {
-            Some(key) => key,
-            None => match crate::jwt::decode(text.trim()) {
-                Ok(token) => match AccountKey::parse(&token.claims.sub) {
-                    Ok(key) => key,
-                    Err(e) => {
-                        return failed("n/a", 400, format!("jwt update resulted in error - {e}"))
-                    }
-                },
+        // Decoded once; on `$SYS.REQ.CLAIMS.UPDATE` the account is the JWT's `sub`.
+        let decoded = std::str::from_utf8(jwt)
+            .map_err(|_| Rejection::NotText)
+            .and_then(|text| Trust::decode_account(text.trim()));
+        let key = match (key, &decoded) {
+            (Some(key), _) => key,
+            (None, Ok((token, _))) => match AccountKey::parse(&token.claims.sub) {
+                Ok(key) => key,
                 Err(e) => return failed("n/a", 400, format!("jwt update resulted in error - {e}")),
             },
+            (None, Err(e)) => {
+                return failed("n/a", 400, format!("jwt update resulted in error - {e}"))
+            }
         };
-        match self.submit_from_nats(&key, jwt).await {
+        let stored = match decoded {
+            Ok((token, claims)) => {
+                match self.trust.check_decoded(&key, token, claims, unix_now()) {
+                    Ok((token, _)) => self.store_token(&key, token, Write::Replace).await,
+                    Err(why) => Err(why.into()),
+                }
+            }
+            Err(why) => Err(why.into()),
+        };
+        match stored {
             Ok(done) => {
                 if done.changed {
                     tracing::info!("update for {} received over NATS: stored", key.short());
