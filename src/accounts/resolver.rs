@@ -97,23 +97,23 @@ pub(crate) struct Repairs(Mutex<HashMap<AccountKey, (Instant, bool)>>);
 const REPAIR_EVERY: Duration = Duration::from_secs(1);
 
 impl Repairs {
-    /// `Ok(())` to re-publish now, `Err(delay)` to schedule one after `delay`, or
-    /// `Err(Duration::MAX)` when one is already scheduled.
-    fn claim(&self, key: &AccountKey) -> Result<(), Duration> {
+    /// How long to wait before re-publishing `key` (zero: now), or `None` when a re-publish
+    /// is already scheduled.
+    fn claim(&self, key: &AccountKey) -> Option<Duration> {
         let mut map = self.0.lock().unwrap_or_else(|e| e.into_inner());
         let now = Instant::now();
         map.retain(|_, (at, scheduled)| *scheduled || now.duration_since(*at) < REPAIR_EVERY);
         match map.get_mut(key) {
             None => {
                 map.insert(key.clone(), (now, false));
-                Ok(())
+                Some(Duration::ZERO)
             }
-            Some((_, true)) => Err(Duration::MAX),
+            Some((_, true)) => None,
             Some((at, scheduled)) => {
                 *scheduled = true;
                 let delay = REPAIR_EVERY.saturating_sub(now.duration_since(*at));
                 *at += REPAIR_EVERY;
-                Err(delay)
+                Some(delay)
             }
         }
     }
@@ -293,10 +293,8 @@ impl Accounts {
     /// Re-publishes the stored JWT of `key` after an older one was seen on NATS, at most once
     /// a second per account; one more is sent at the end of the second when more come.
     fn repair(&self, key: &AccountKey, seen_iat: i64, stored_iat: i64) {
-        let delay = match self.repairs.claim(key) {
-            Ok(()) => Duration::ZERO,
-            Err(Duration::MAX) => return,
-            Err(delay) => delay,
+        let Some(delay) = self.repairs.claim(key) else {
+            return;
         };
         tracing::warn!(
             "an older JWT of {} was published on NATS (iat {seen_iat} < {stored_iat}): re-publishing the stored one",
@@ -459,11 +457,11 @@ mod tests {
     fn repairs_are_limited_to_one_a_second_plus_one_scheduled() {
         let r = Repairs::default();
         let k = AccountKey::parse(&nkeys::KeyPair::new_account().public_key()).unwrap();
-        assert_eq!(r.claim(&k), Ok(()));
-        let delay = r.claim(&k).unwrap_err();
+        assert_eq!(r.claim(&k), Some(Duration::ZERO));
+        let delay = r.claim(&k).unwrap();
         assert!(delay > Duration::ZERO && delay <= REPAIR_EVERY);
-        assert_eq!(r.claim(&k), Err(Duration::MAX));
+        assert_eq!(r.claim(&k), None);
         r.done_scheduled(&k);
-        assert!(r.claim(&k).is_err());
+        assert!(r.claim(&k).is_some_and(|d| d > Duration::ZERO));
     }
 }
