@@ -272,54 +272,47 @@ fn unsigned(key: &str, node: &Node) -> Result<u64, ConfigError> {
 
 /// Seconds: an integer, or a string of digits with a unit `s`, `m` or `h` (`"5m"`).
 fn seconds(key: &str, node: &Node) -> Result<u64, ConfigError> {
-    if let Value::String(s) = &node.value {
-        let text = s.trim();
-        let (digits, unit) = text.split_at(text.len().saturating_sub(1));
-        let scale = match unit {
-            "s" => Some(1),
-            "m" => Some(60),
-            "h" => Some(3600),
-            _ => None,
-        };
-        if let (Some(scale), Ok(n)) = (scale, digits.parse::<u64>()) {
-            return Ok(n.saturating_mul(scale));
-        }
-        if text.parse::<u64>().is_err() {
-            return Err(value_error(
-                key,
-                &node.pos,
-                format!("expected seconds or a duration like \"5m\", found string {s:?}"),
-            ));
-        }
-    }
-    unsigned(key, node)
+    let units = [("", 1), ("s", 1), ("m", 60), ("h", 3600)];
+    duration(key, node, &units, "seconds or a duration like \"5m\"")
 }
 
 /// Milliseconds: an integer, or a string of digits with a unit `ms`, `s`, `m` or `h` (`"2m"`).
 fn millis(key: &str, node: &Node) -> Result<u64, ConfigError> {
-    if let Value::String(s) = &node.value {
-        let text = s.trim();
-        let split = text
-            .find(|c: char| !c.is_ascii_digit())
-            .unwrap_or(text.len());
-        let (digits, unit) = text.split_at(split);
-        let scale = match unit {
-            "" | "ms" => Some(1),
-            "s" => Some(1000),
-            "m" => Some(60_000),
-            "h" => Some(3_600_000),
-            _ => None,
-        };
-        return match (scale, digits.parse::<u64>()) {
-            (Some(scale), Ok(n)) => Ok(n.saturating_mul(scale)),
-            _ => Err(value_error(
-                key,
-                &node.pos,
-                format!("expected milliseconds or a duration like \"2m\", found string {s:?}"),
-            )),
-        };
+    let units = [
+        ("", 1),
+        ("ms", 1),
+        ("s", 1000),
+        ("m", 60_000),
+        ("h", 3_600_000),
+    ];
+    duration(key, node, &units, "milliseconds or a duration like \"2m\"")
+}
+
+/// A count of some unit: an integer, or a string of digits followed by one of `units` (the
+/// suffix and how many units it stands for); `expected` names the forms in the error.
+fn duration(
+    key: &str,
+    node: &Node,
+    units: &[(&str, u64)],
+    expected: &str,
+) -> Result<u64, ConfigError> {
+    let Value::String(s) = &node.value else {
+        return unsigned(key, node);
+    };
+    let text = s.trim();
+    let split = text
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(text.len());
+    let (digits, unit) = text.split_at(split);
+    let scale = units.iter().find(|(u, _)| *u == unit).map(|(_, n)| *n);
+    match (scale, digits.parse::<u64>()) {
+        (Some(scale), Ok(n)) => Ok(n.saturating_mul(scale)),
+        _ => Err(value_error(
+            key,
+            &node.pos,
+            format!("expected {expected}, found string {s:?}"),
+        )),
     }
-    unsigned(key, node)
 }
 
 fn positive(key: &str, node: &Node) -> Result<usize, ConfigError> {
