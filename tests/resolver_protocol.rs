@@ -49,9 +49,12 @@ async fn collect(
     out
 }
 
-/// The reply of the server named `name` among `replies`.
-fn reply_of<'a>(replies: &'a [Value], name: &str) -> Option<&'a Value> {
-    replies.iter().find(|r| r["server"]["name"] == name)
+/// Our reply among `replies` (the one named [`NAME`]).
+fn our_reply<'a>(replies: &'a [Value], version: &str) -> &'a Value {
+    replies
+        .iter()
+        .find(|r| r["server"]["name"] == NAME)
+        .unwrap_or_else(|| panic!("{version}: no reply of ours among {replies:?}"))
 }
 
 /// Polls `check` every 100 ms until it holds or `within` passes.
@@ -133,14 +136,14 @@ async fn push_list_with(version: &str, binary: &Path) {
     )
     .await;
     assert_eq!(replies.len(), 2, "{version}: {replies:?}");
-    let ours = reply_of(&replies, NAME).unwrap_or_else(|| panic!("{version}: {replies:?}"));
+    let ours = our_reply(&replies, version);
     assert_eq!(ours["data"]["message"], "jwt updated", "{version}");
     assert_eq!(ours["data"]["account"], account.public_key());
     assert!(ours["server"]["id"]
         .as_str()
         .is_some_and(|id| !id.is_empty()));
     assert!(ours.get("error").is_none());
-    let served = nas.get(&format!("/jwt/v1/accounts/{}", account.public_key()));
+    let served = nas.get_account(&account.public_key());
     assert_eq!(
         (served.status, served.text()),
         (200, jwt.clone()),
@@ -158,7 +161,7 @@ async fn push_list_with(version: &str, binary: &Path) {
         Duration::from_secs(1),
     )
     .await;
-    let ours = reply_of(&replies, NAME).unwrap_or_else(|| panic!("{version}: {replies:?}"));
+    let ours = our_reply(&replies, version);
     assert_eq!(ours["error"]["code"], 409, "{version}: {ours}");
     assert!(ours["error"]["description"]
         .as_str()
@@ -166,17 +169,13 @@ async fn push_list_with(version: &str, binary: &Path) {
         .contains("newer JWT is already stored"));
     let per_account = format!("$SYS.REQ.ACCOUNT.{}.CLAIMS.UPDATE", account.public_key());
     let replies = collect(&client, &per_account, b"not a jwt", Duration::from_secs(1)).await;
-    let ours = reply_of(&replies, NAME).unwrap_or_else(|| panic!("{version}: {replies:?}"));
+    let ours = our_reply(&replies, version);
     assert_eq!(ours["error"]["code"], 400, "{version}: {ours}");
-    assert_eq!(
-        nas.get(&format!("/jwt/v1/accounts/{}", account.public_key()))
-            .text(),
-        jwt
-    );
+    assert_eq!(nas.get_account(&account.public_key()).text(), jwt);
 
     // LIST: our reply holds what we store.
     let replies = collect(&client, "$SYS.REQ.CLAIMS.LIST", b"", Duration::from_secs(1)).await;
-    let ours = reply_of(&replies, NAME).unwrap_or_else(|| panic!("{version}: {replies:?}"));
+    let ours = our_reply(&replies, version);
     let mut listed: Vec<&str> = ours["data"]
         .as_array()
         .unwrap()
@@ -198,7 +197,7 @@ async fn push_list_with(version: &str, binary: &Path) {
     )
     .await;
     assert_eq!(replies.len(), 2, "{version}: {replies:?}");
-    let ours = reply_of(&replies, NAME).unwrap();
+    let ours = our_reply(&replies, version);
     let theirs = replies
         .iter()
         .find(|r| r["server"]["name"] != NAME)
@@ -211,11 +210,7 @@ async fn push_list_with(version: &str, binary: &Path) {
         .as_str()
         .unwrap()
         .contains("delete must be enabled"));
-    assert_eq!(
-        nas.get(&format!("/jwt/v1/accounts/{}", account.public_key()))
-            .text(),
-        jwt
-    );
+    assert_eq!(nas.get_account(&account.public_key()).text(), jwt);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -299,11 +294,7 @@ async fn delete_with(version: &str, binary: &Path) {
             "{version}: {reply}"
         );
     }
-    assert_eq!(
-        nas.get(&format!("/jwt/v1/accounts/{ppk}")).status,
-        404,
-        "{version}"
-    );
+    assert_eq!(nas.get_account(&ppk).status, 404, "{version}");
     for dir in dirs.iter().chain([&w.path("jwt")]) {
         assert!(!jwt_file(dir, &ppk).exists() && dir.join(format!("{ppk}.jwt.deleted")).exists());
     }
@@ -319,7 +310,7 @@ async fn delete_with(version: &str, binary: &Path) {
         (200, "deleted 1 accounts"),
         "{version}"
     );
-    assert_eq!(nas.get(&format!("/jwt/v1/accounts/{pk}")).status, 404);
+    assert_eq!(nas.get_account(&pk).status, 404);
     assert!(
         eventually(Duration::from_secs(5), || dirs
             .iter()
@@ -356,11 +347,7 @@ async fn delete_with(version: &str, binary: &Path) {
             "{version}: a user of the deleted account connected to node {i}"
         );
     }
-    assert_eq!(
-        nas.get(&format!("/jwt/v1/accounts/{pk}")).status,
-        404,
-        "{version}"
-    );
+    assert_eq!(nas.get_account(&pk).status, 404, "{version}");
     assert!(dirs.iter().all(|d| !jwt_file(d, &pk).exists()), "{version}");
     assert!(!jwt_file(&w.path("jwt"), &pk).exists(), "{version}");
     let sys = connect(&cluster[0].client_url(), &w.user_creds(&w.sys, "probe"))
@@ -387,13 +374,9 @@ async fn delete_with(version: &str, binary: &Path) {
         Duration::from_secs(1),
     )
     .await;
-    let ours = reply_of(&replies, NAME).unwrap_or_else(|| panic!("{version}: {replies:?}"));
+    let ours = our_reply(&replies, version);
     assert_eq!(ours["error"]["code"], 409, "{version}: {ours}");
-    assert_eq!(
-        nas.get(&format!("/jwt/v1/accounts/{pk}")).status,
-        404,
-        "{version}"
-    );
+    assert_eq!(nas.get_account(&pk).status, 404, "{version}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -424,8 +407,7 @@ async fn pack_fill_with(version: &str, binary: &Path) {
     }
     let has_all = |dir: &Path| {
         keys.iter().all(|k| {
-            std::fs::read_to_string(jwt_file(dir, k))
-                .is_ok_and(|t| t == nas.get(&format!("/jwt/v1/accounts/{k}")).text())
+            std::fs::read_to_string(jwt_file(dir, k)).is_ok_and(|t| t == nas.get_account(k).text())
         })
     };
     assert!(
@@ -494,13 +476,8 @@ async fn catch_up_with(version: &str, binary: &Path) {
     }
     let nas = start_nas(&w, &[nats.client_url()], false);
     let caught_up = eventually(Duration::from_secs(5), || {
-        nas.get(&format!("/jwt/v1/accounts/{}", b.public_key()))
-            .text()
-            == b_jwt
-            && nas
-                .get(&format!("/jwt/v1/accounts/{}", account.public_key()))
-                .text()
-                == a2
+        nas.get_account(&b.public_key()).text() == b_jwt
+            && nas.get_account(&account.public_key()).text() == a2
     });
     assert!(
         caught_up,
@@ -664,11 +641,7 @@ fn http_delete_is_refused_when_disabled_and_explains_bad_requests() {
         let reply = http_delete(&nas, &pk, &body);
         assert_eq!(reply.status, status, "{needle}: {}", reply.text());
         assert!(reply.text().contains(needle), "{needle}: {}", reply.text());
-        assert_eq!(
-            nas.get(&format!("/jwt/v1/accounts/{pk}")).text(),
-            jwt,
-            "{needle}"
-        );
+        assert_eq!(nas.get_account(&pk).text(), jwt, "{needle}");
     }
     // A signing key's request works; the JWT comes back only when issued after the deletion.
     let reply = http_delete(
@@ -680,7 +653,7 @@ fn http_delete_is_refused_when_disabled_and_explains_bad_requests() {
         (reply.status, reply.text().trim()),
         (200, "deleted 1 accounts")
     );
-    assert_eq!(nas.get(&format!("/jwt/v1/accounts/{pk}")).status, 404);
+    assert_eq!(nas.get_account(&pk).status, 404);
     assert!(w.path("jwt").join(format!("{pk}.jwt.deleted")).exists());
     assert!(!nas.get("/jwt/v1/pack").text().contains(&pk));
     let again = nas.post_account(&pk, &jwt);
@@ -688,5 +661,5 @@ fn http_delete_is_refused_when_disabled_and_explains_bad_requests() {
     assert!(again.text().contains("the account was deleted"));
     let fresh = newer_jwt(&w, &account, "A-again", 1);
     assert_eq!(nas.post_account(&pk, &fresh).status, 200);
-    assert_eq!(nas.get(&format!("/jwt/v1/accounts/{pk}")).text(), fresh);
+    assert_eq!(nas.get_account(&pk).text(), fresh);
 }

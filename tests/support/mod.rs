@@ -380,6 +380,11 @@ impl AccountServer {
         get(&self.addr, path)
     }
 
+    /// `GET /jwt/v1/accounts/<key>`.
+    pub fn get_account(&self, key: &str) -> Reply {
+        self.get(&format!("/jwt/v1/accounts/{key}"))
+    }
+
     pub fn post_account(&self, key: &str, jwt: &str) -> Reply {
         post(
             &self.addr,
