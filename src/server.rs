@@ -15,7 +15,7 @@ use tokio::task::JoinHandle;
 use crate::accounts::{Accounts, Policy};
 use crate::activations::Activations;
 use crate::config::Config;
-use crate::http::serve::{serve, ServeOptions, TlsAcceptor};
+use crate::http::serve::{serve, ConnectionLimits, ServeOptions, TlsAcceptor};
 use crate::http::{self, AppState};
 use crate::keys::ActivationId;
 use crate::notify::nats::{self, NatsSetupError};
@@ -401,6 +401,9 @@ impl Running {
             || config.http.read_timeout_ms != self.http.read_timeout_ms
             || config.http.write_timeout_ms != self.http.write_timeout_ms
             || config.http.max_connections != self.http.max_connections
+            || config.http.max_connection_requests != self.http.max_connection_requests
+            || config.http.max_connection_age_ms != self.http.max_connection_age_ms
+            || config.http.listen_backlog != self.http.listen_backlog
         {
             tracing::warn!("changes to the http listener settings (host, port, limits, timeouts) need a restart");
         }
@@ -462,9 +465,50 @@ async fn bind(config: &Config) -> Result<TcpListener, StartError> {
                 reason: "no address found".into(),
             })?
     };
-    TcpListener::bind(addr)
-        .await
+    let socket = if addr.is_ipv4() {
+        tokio::net::TcpSocket::new_v4()
+    } else {
+        tokio::net::TcpSocket::new_v6()
+    };
+    socket
+        .and_then(|s| {
+            s.set_reuseaddr(true)?;
+            s.bind(addr)?;
+            s.listen(config.http.listen_backlog)
+        })
         .map_err(|source| StartError::Bind { addr, source })
+}
+
+/// Raises the open-files limit and returns the HTTP connection cap that fits it.
+fn connection_cap(configured: usize) -> usize {
+    let files = match crate::limits::raise_open_files() {
+        Ok(files) => files,
+        Err(e) => {
+            tracing::warn!("cannot read the open files limit: {e}");
+            return configured;
+        }
+    };
+    if files.now > files.before {
+        tracing::info!(
+            "open files limit raised from {} to the hard limit {}",
+            files.before,
+            files.now
+        );
+    } else {
+        tracing::info!(
+            "open files limit is {} (hard limit {})",
+            files.now,
+            files.hard
+        );
+    }
+    let cap = crate::limits::connection_cap(configured, files.now);
+    if cap < configured {
+        tracing::warn!(
+            "http.maxconnections {configured} lowered to {cap}: the process may open {} files",
+            files.now
+        );
+    }
+    cap
 }
 
 /// The `resolver: URL(...)` base for a configured host and the bound port.
@@ -520,7 +564,11 @@ pub async fn start(config: &Config) -> Result<Running, StartError> {
     let options = ServeOptions {
         read_timeout: millis(config.http.read_timeout_ms),
         write_timeout: millis(config.http.write_timeout_ms),
-        max_connections: config.http.max_connections,
+        max_connections: connection_cap(config.http.max_connections),
+        limits: ConnectionLimits {
+            max_requests: config.http.max_connection_requests,
+            max_age: millis(config.http.max_connection_age_ms),
+        },
         tls: tls_acceptor.clone(),
     };
     let task = tokio::spawn(serve(listener, api, options, async move {

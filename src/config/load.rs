@@ -113,6 +113,11 @@ pub fn from_map(map: &Map) -> Result<Loaded, ConfigError> {
                         }
                         "maxbodysize" => c.max_body_bytes = positive(&p, n)?,
                         "maxconnections" => c.max_connections = positive(&p, n)?,
+                        "maxconnectionrequests" => c.max_connection_requests = unsigned(&p, n)?,
+                        "maxconnectionage" => c.max_connection_age_ms = millis(&p, n)?,
+                        "listenbacklog" => {
+                            c.listen_backlog = u32::try_from(positive(&p, n)?).unwrap_or(u32::MAX)
+                        }
                         "metrics" => c.metrics = boolean(&p, n)?,
                         _ => cx.unknown(&p, n),
                     }

@@ -91,8 +91,18 @@ pub struct HttpConfig {
     pub tls: TlsConfig,
     /// `maxbodysize`: largest accepted request body in bytes (size suffixes work: `1mb`).
     pub max_body_bytes: usize,
-    /// `maxconnections`: most HTTP connections served at once.
+    /// `maxconnections`: most HTTP connections open at once (lowered to fit the process's open
+    /// files limit); at the cap the longest-idle keep-alive connections make room.
     pub max_connections: usize,
+    /// `maxconnectionrequests`: requests served on one connection before it is closed (0 = no
+    /// bound).
+    pub max_connection_requests: u64,
+    /// `maxconnectionage` in milliseconds (`10m` works): a connection is closed after it, once
+    /// its request in flight is answered (0 = no bound).
+    pub max_connection_age_ms: u64,
+    /// `listenbacklog`: connections the kernel queues before they are accepted (capped by the
+    /// kernel's `net.core.somaxconn`).
+    pub listen_backlog: u32,
     /// `metrics`: serve Prometheus metrics on `/metrics`.
     pub metrics: bool,
 }
@@ -165,6 +175,9 @@ impl Default for Config {
                 tls: TlsConfig::default(),
                 max_body_bytes: 1024 * 1024,
                 max_connections: 10_000,
+                max_connection_requests: 1000,
+                max_connection_age_ms: 600_000,
+                listen_backlog: 1024,
                 metrics: false,
             },
             store: StoreConfig {

@@ -3,6 +3,7 @@
 
 mod accounts;
 mod activations;
+mod conns;
 mod decode;
 mod delete;
 mod help;

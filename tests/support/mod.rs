@@ -336,8 +336,39 @@ impl AccountServer {
 
     /// Like `start_args`, but returns the exit status and logs when the server does not start.
     pub fn try_start_args(args: &[&str]) -> Result<AccountServer, (Option<i32>, String)> {
-        let mut child = Command::new(Self::binary())
-            .args(args)
+        let mut command = Command::new(Self::binary());
+        command.args(args);
+        Self::try_start_command(command)
+    }
+
+    /// [`AccountServer::start`] in a process whose open-files limit (soft and hard) is `files`.
+    pub fn start_with_open_files(dir: &Path, config: &str, files: u64) -> AccountServer {
+        use std::os::unix::process::CommandExt;
+        let path = dir.join("nas.conf");
+        std::fs::write(&path, config).unwrap();
+        let mut command = Command::new(Self::binary());
+        command.args(["-c", path.to_str().unwrap()]);
+        let limit = libc::rlimit {
+            rlim_cur: files as libc::rlim_t,
+            rlim_max: files as libc::rlim_t,
+        };
+        // SAFETY: setrlimit is async-signal-safe and only reads `limit`.
+        unsafe {
+            command.pre_exec(move || {
+                if libc::setrlimit(libc::RLIMIT_NOFILE, &limit) != 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                Ok(())
+            });
+        }
+        Self::try_start_command(command).unwrap_or_else(|(code, logs)| {
+            panic!("account server did not start (exit {code:?}):\n{logs}")
+        })
+    }
+
+    /// Starts `command` (our binary) and waits for its resolver line.
+    fn try_start_command(mut command: Command) -> Result<AccountServer, (Option<i32>, String)> {
+        let mut child = command
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
