@@ -275,25 +275,38 @@ pub(crate) struct Flags {
     pub max: Option<String>,
 }
 
+/// Query pairs read; the rest of a longer query is ignored (a client sends a handful, and
+/// this bounds the work a hostile query string can cause).
+pub(crate) const MAX_QUERY_PAIRS: usize = 32;
+
 impl Flags {
+    /// Reads the flags from a query string, in one pass over at most [`MAX_QUERY_PAIRS`] pairs.
     pub fn parse(query: Option<&str>) -> Self {
         let mut flags = Flags::default();
-        let mut seen: Vec<&str> = Vec::new();
-        for pair in query.unwrap_or("").split('&') {
+        // Which of text, decode, check, notify, jti, max was seen (the first value wins).
+        let mut seen = [false; 6];
+        for pair in query.unwrap_or("").split('&').take(MAX_QUERY_PAIRS) {
             let (name, value) = pair.split_once('=').unwrap_or((pair, ""));
-            if name.is_empty() || seen.contains(&name) {
+            let slot = match name {
+                "text" => 0,
+                "decode" => 1,
+                "check" => 2,
+                "notify" => 3,
+                "jti" => 4,
+                "max" => 5,
+                _ => continue,
+            };
+            if std::mem::replace(&mut seen[slot], true) {
                 continue;
             }
-            seen.push(name);
             let on = value.eq_ignore_ascii_case("true");
-            match name {
-                "text" => flags.text = on,
-                "decode" => flags.decode = on,
-                "check" => flags.check = on,
-                "notify" => flags.notify = on,
-                "jti" if !value.is_empty() => flags.jti = Some(value.to_string()),
-                "max" => flags.max = Some(value.to_string()),
-                _ => {}
+            match slot {
+                0 => flags.text = on,
+                1 => flags.decode = on,
+                2 => flags.check = on,
+                3 => flags.notify = on,
+                4 => flags.jti = (!value.is_empty()).then(|| value.to_string()),
+                _ => flags.max = Some(value.to_string()),
             }
         }
         flags
@@ -313,5 +326,19 @@ mod tests {
         assert_eq!(Flags::parse(None), Flags::default());
         assert_eq!(Flags::parse(Some("jti=abc")).jti.as_deref(), Some("abc"));
         assert_eq!(Flags::parse(Some("jti=")).jti, None);
+    }
+
+    #[test]
+    fn only_the_first_pairs_of_a_long_query_are_read() {
+        let filler = |n: usize| (0..n).map(|i| format!("x{i}=1")).collect::<Vec<_>>();
+        let mut pairs = filler(MAX_QUERY_PAIRS - 1);
+        pairs.push("text=true".into());
+        assert!(Flags::parse(Some(&pairs.join("&"))).text);
+        let mut pairs = filler(MAX_QUERY_PAIRS);
+        pairs.push("text=true".into());
+        assert!(!Flags::parse(Some(&pairs.join("&"))).text);
+        // 16,000 distinct names (the quadratic case before) read as the first 32.
+        let long = filler(16_000).join("&") + "&decode=true";
+        assert_eq!(Flags::parse(Some(&long)), Flags::default());
     }
 }
