@@ -274,6 +274,81 @@ fn slow_clients_are_cut_off_by_the_read_timeout() {
     assert!(snapshot(&w.path("jwt")).is_empty());
 }
 
+/// `readtimeout` bounds the whole body, not each read: a body that trickles in one byte every
+/// 300 ms (each read well inside the timeout) gets 408 within twice the timeout.
+#[test]
+fn a_trickled_body_gets_408_within_the_read_timeout() {
+    let w = World::new();
+    let nas = start(
+        &w,
+        "http { host: 127.0.0.1, port: 0, readtimeout: 1000, writetimeout: 2000 }\n",
+    );
+    let key = nkeys::KeyPair::new_account().public_key();
+    let mut s = TcpStream::connect(&nas.addr).unwrap();
+    let started = Instant::now();
+    s.write_all(
+        format!("POST /jwt/v1/accounts/{key} HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n")
+            .as_bytes(),
+    )
+    .unwrap();
+    let writer = {
+        let mut s = s.try_clone().unwrap();
+        std::thread::spawn(move || {
+            for _ in 0..30 {
+                std::thread::sleep(Duration::from_millis(300));
+                if s.write_all(b"e").is_err() {
+                    break;
+                }
+            }
+        })
+    };
+    let answer = read_until_closed(&mut s, Duration::from_secs(10)).expect("connection kept open");
+    let took = started.elapsed();
+    let text = String::from_utf8_lossy(&answer);
+    assert!(text.starts_with("HTTP/1.1 408"), "{text}");
+    assert!(
+        text.contains("did not arrive within the read timeout"),
+        "{text}"
+    );
+    assert!(
+        took < Duration::from_millis(2000),
+        "answered after {took:?}"
+    );
+    writer.join().unwrap();
+    assert!(snapshot(&w.path("jwt")).is_empty());
+}
+
+/// `Expect: 100-continue` with a declared body over `maxbodysize`: 413 at once, never
+/// `100 Continue` (the client does not send the body). Under the limit, 100 comes.
+#[test]
+fn no_100_continue_for_a_body_over_the_limit() {
+    let w = World::new();
+    let nas = start(&w, "http { host: 127.0.0.1, port: 0, maxbodysize: 2048 }\n");
+    let key = nkeys::KeyPair::new_account().public_key();
+    let first_line = |length: usize| {
+        let mut s = TcpStream::connect(&nas.addr).unwrap();
+        s.write_all(
+            format!(
+                "POST /jwt/v1/accounts/{key} HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\nContent-Length: {length}\r\n\r\n"
+            )
+            .as_bytes(),
+        )
+        .unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        let mut buf = [0u8; 512];
+        let n = s.read(&mut buf).unwrap_or(0);
+        String::from_utf8_lossy(&buf[..n]).into_owned()
+    };
+    let over = first_line(1_000_000);
+    assert!(over.starts_with("HTTP/1.1 413"), "{over}");
+    assert!(
+        over.contains("larger than the limit of 2048 bytes"),
+        "{over}"
+    );
+    let under = first_line(100);
+    assert!(under.starts_with("HTTP/1.1 100 Continue"), "{under}");
+}
+
 fn b64(bytes: &[u8]) -> String {
     base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
 }

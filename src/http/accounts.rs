@@ -52,7 +52,7 @@ fn parse_key_text(text: &str) -> Result<AccountKey, Box<Response>> {
 fn timed_out(rejection: &BytesRejection) -> bool {
     let mut source: Option<&(dyn std::error::Error + 'static)> = Some(rejection);
     while let Some(e) = source {
-        if e.is::<tower_http::timeout::TimeoutError>() {
+        if e.is::<super::body::BodyTimedOut>() {
             return true;
         }
         source = e.source();
@@ -293,12 +293,9 @@ fn read_body(
             status = StatusCode::REQUEST_TIMEOUT;
         }
         let message = if status == StatusCode::REQUEST_TIMEOUT {
-            "the request body did not arrive within the read timeout".to_string()
+            super::body::BodyTimedOut.to_string()
         } else if status == StatusCode::PAYLOAD_TOO_LARGE {
-            format!(
-                "request body is larger than the limit of {} bytes",
-                state.max_body_bytes
-            )
+            super::body::too_large(state.max_body_bytes)
         } else {
             format!("cannot read the request body: {}", rejection.body_text())
         };

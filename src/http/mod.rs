@@ -3,6 +3,7 @@
 
 mod accounts;
 mod activations;
+mod body;
 mod conns;
 mod decode;
 mod delete;
@@ -61,7 +62,8 @@ impl AppState {
 pub struct Limits {
     /// Largest request body (413 above it).
     pub max_body_bytes: usize,
-    /// Time a client has to send the request body (408 after it); `None` = no limit.
+    /// Time a client has to send the whole request body, from the end of its headers (408
+    /// after it); `None` = no limit.
     pub read_timeout: Option<Duration>,
     /// Time a request may take from its headers to its response (503 after it).
     pub write_timeout: Option<Duration>,
@@ -191,10 +193,13 @@ fn router(state: AppState, limits: &Limits) -> Router {
     let router = router
         .fallback(not_found)
         .layer(axum::extract::DefaultBodyLimit::max(limits.max_body_bytes));
-    let router = match limits.read_timeout {
-        Some(d) => router.layer(tower_http::timeout::RequestBodyTimeoutLayer::new(d)),
-        None => router,
-    };
+    let router = router.layer(axum::middleware::from_fn_with_state(
+        body::BodyLimits {
+            max_bytes: limits.max_body_bytes,
+            deadline: limits.read_timeout,
+        },
+        body::limit_body,
+    ));
     router.layer(cors).with_state(state)
 }
 
