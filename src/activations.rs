@@ -145,8 +145,12 @@ impl Activations {
         Ok(bytes.map(|b| StoredJwt::inspect(Bytes::from(b))))
     }
 
-    /// Announces a stored activation again (GET `?notify=true`).
+    /// Announces a stored activation again (GET `?notify=true`), at most once per
+    /// [`crate::accounts::NOTIFY_EVERY`] per activation.
     pub fn notify_again(&self, id: &ActivationId, jwt: &StoredJwt) {
+        if !self.accounts.may_notify_again(id.as_str()) {
+            return;
+        }
         let text = String::from_utf8_lossy(&jwt.bytes);
         if let Ok((token, _)) = jwt::decode_activation(text.trim()) {
             self.accounts

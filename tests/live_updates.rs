@@ -193,6 +193,33 @@ async fn started_before_nats_it_connects_by_itself_and_live_updates_apply() {
         .unwrap()
         .unwrap();
     assert_eq!(again.payload.as_ref(), newer.as_bytes());
+
+    // A flood of ?notify=true GETs sends at most one notification per second for the account.
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    let started = std::time::Instant::now();
+    let (addr, path) = (
+        nas.addr.clone(),
+        format!("/jwt/v1/accounts/{}?notify=true", a.public_key()),
+    );
+    let served = tokio::task::spawn_blocking(move || {
+        (0..3000)
+            .filter(|_| get(&addr, &path).status == 200)
+            .count()
+    })
+    .await
+    .unwrap();
+    let flood = started.elapsed();
+    assert_eq!(served, 3000);
+    let mut sent = 0;
+    while let Ok(Some(_)) = tokio::time::timeout(Duration::from_millis(1500), seen.next()).await {
+        sent += 1;
+    }
+    let bound = flood.as_secs() as usize + 2;
+    println!("3000 GETs with notify=true in {flood:?}: {sent} notifications (bound {bound})");
+    assert!(
+        sent >= 1 && sent <= bound,
+        "{sent} notifications for 3000 GETs in {flood:?}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -63,12 +63,12 @@ async fn request(
         .find_map(|l| l.strip_prefix("content-length:"))
         .map(|v| v.trim().parse().unwrap_or(0))
         .unwrap_or(0);
+    buf.reserve((head_end + len).saturating_sub(buf.len()));
     while buf.len() < head_end + len {
-        let n = stream.read(&mut chunk).await.map_err(|e| e.to_string())?;
+        let n = stream.read_buf(buf).await.map_err(|e| e.to_string())?;
         if n == 0 {
             return Err("connection closed mid-body".into());
         }
-        buf.extend_from_slice(&chunk[..n]);
     }
     Ok((status, buf[head_end..head_end + len].to_vec()))
 }
@@ -216,4 +216,92 @@ fn thousand_get_and_hundred_post_clients_without_a_single_error() {
             *versions.last().unwrap()
         );
     }
+}
+
+fn rss_kib(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap()
+}
+
+/// Most the server's peak RSS may grow over its idle RSS while 64 clients fetch the pack of a
+/// 100,000-account store at once, in packs: one pack is built at a time and shared by every
+/// client (before, each client cost about three packs of memory: 64 clients, 192 packs).
+const PACK_RSS_GROWTH_BOUND_PACKS: f64 = 2.5;
+
+#[test]
+fn sixty_four_concurrent_packs_of_a_100k_store_share_one_buffer() {
+    const STORE: usize = 100_000;
+    raise_fd_limit();
+    let w = World::new();
+    let store = w.path("jwt");
+    std::fs::create_dir_all(&store).unwrap();
+    let started = Instant::now();
+    std::thread::scope(|scope| {
+        for half in 0..2 {
+            let (store, signer) = (&store, &w.signing_key);
+            scope.spawn(move || {
+                for i in (half..STORE).step_by(2) {
+                    let kp = nkeys::KeyPair::new_account();
+                    let jwt = sign(&account_claims(&format!("P{i}"), &kp.public_key()), signer);
+                    std::fs::write(store.join(format!("{}.jwt", kp.public_key())), &jwt).unwrap();
+                }
+            });
+        }
+    });
+    eprintln!("{STORE} JWTs written in {:.2?}", started.elapsed());
+    let nas = AccountServer::start(
+        w.dir.path(),
+        &nas_config(
+            &store,
+            Some(&w.operator_path),
+            "maxreplicationpack: 100000\nlogging { colors: false, time: false }\n",
+        ),
+    );
+    assert_eq!(nas.get("/healthz").status, 200);
+    let idle_mib = rss_kib(nas.pid()) as f64 / 1024.0;
+    let addr = nas.addr.clone();
+    let started = Instant::now();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let bodies: Vec<(u16, Vec<u8>)> = rt.block_on(async {
+        let tasks: Vec<_> = (0..64)
+            .map(|_| {
+                let addr = addr.clone();
+                tokio::spawn(async move {
+                    let mut stream = TcpStream::connect(&addr).await.unwrap();
+                    let mut buf = Vec::new();
+                    let req = b"GET /jwt/v1/pack?max=100000 HTTP/1.1\r\nHost: x\r\n\r\n";
+                    request(&mut stream, &mut buf, req).await.unwrap()
+                })
+            })
+            .collect();
+        let all = futures_util::future::join_all(tasks);
+        tokio::time::timeout(Duration::from_secs(300), all)
+            .await
+            .expect("packs within 300 s")
+            .into_iter()
+            .map(|r| r.unwrap())
+            .collect()
+    });
+    let peak_mib = peak_rss_kib(nas.pid()) as f64 / 1024.0;
+    let growth = peak_mib - idle_mib;
+    let pack_mib = bodies[0].1.len() as f64 / 1048576.0;
+    let bound = PACK_RSS_GROWTH_BOUND_PACKS * pack_mib;
+    eprintln!(
+        "64 concurrent packs of {STORE} accounts ({pack_mib:.1} MiB each) in {:.2?}: server RSS idle {idle_mib:.1} MiB, peak {peak_mib:.1} MiB (+{growth:.1} MiB, bound +{bound:.1} MiB = {PACK_RSS_GROWTH_BOUND_PACKS} packs)",
+        started.elapsed()
+    );
+    for (status, body) in &bodies {
+        assert_eq!(*status, 200);
+        assert_eq!(body, &bodies[0].1);
+    }
+    assert_eq!(bodies[0].1.split(|b| *b == b'\n').count(), STORE);
+    assert!(growth < bound, "peak RSS grew by {growth:.1} MiB");
 }

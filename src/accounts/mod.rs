@@ -3,7 +3,9 @@
 //! all go through [`Accounts::submit`], so the rules live here once. The operations of the
 //! NATS resolver protocol (delete, list, pack, merge, rollback repair) are in [`resolver`].
 
+mod pack;
 pub mod resolver;
+mod throttle;
 
 pub use crate::store::stored::{etag_of, StoredJwt};
 
@@ -16,6 +18,9 @@ use crate::keys::AccountKey;
 use crate::notify::Notifier;
 use crate::store::{JwtStore, StoreError};
 use crate::trust::{Rejection, Trust};
+
+/// GET `?notify=true` announces one account at most this often.
+pub const NOTIFY_EVERY: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// Number of write locks; keys are spread over them by hash, so writes to one account are
 /// serialised while writes to different accounts rarely wait for each other.
@@ -119,6 +124,8 @@ pub struct Accounts {
     policy: Policy,
     cache: Option<crate::cache::JwtCache>,
     repairs: Arc<resolver::Repairs>,
+    pack_cache: pack::PackCache,
+    notifies: throttle::Throttle,
 }
 
 impl std::fmt::Debug for Accounts {
@@ -197,6 +204,8 @@ impl Accounts {
                 .then(|| crate::cache::JwtCache::new(policy.cache_bytes)),
             policy,
             repairs: Arc::default(),
+            pack_cache: pack::PackCache::default(),
+            notifies: throttle::Throttle::new(NOTIFY_EVERY),
         }
     }
 
@@ -360,16 +369,29 @@ impl Accounts {
         self.store_checked(key, body, Write::Replace).await
     }
 
-    /// Sends the stored JWT of `key` to nats-servers again (GET `?notify=true`).
-    pub fn notify_again(&self, key: &AccountKey, jwt: Bytes) {
-        self.notifier.account_updated(key, jwt);
+    /// Sends the stored JWT of `key` to nats-servers again (GET `?notify=true`), at most once
+    /// per [`NOTIFY_EVERY`] per account: unauthenticated GETs cannot flood NATS. Returns
+    /// whether it was sent.
+    pub fn notify_again(&self, key: &AccountKey, jwt: Bytes) -> bool {
+        let send = self.notifies.allow(key.as_str());
+        if send {
+            self.notifier.account_updated(key, jwt);
+        }
+        send
     }
 
-    /// Drops `key` from the in-memory cache (its file changed).
+    /// The account or activation `key` may be announced again now (at most once per
+    /// [`NOTIFY_EVERY`] per key).
+    pub fn may_notify_again(&self, key: &str) -> bool {
+        self.notifies.allow(key)
+    }
+
+    /// Drops `key` from the in-memory cache and the pack (its file changed).
     pub fn forget(&self, key: &AccountKey) {
         if let Some(cache) = &self.cache {
             cache.invalidate(key);
         }
+        self.pack_cache.changed();
     }
 
     /// Handles an account file that changed in a watched read-only store: when it holds a
@@ -415,20 +437,6 @@ impl Accounts {
         self.notifier
             .account_updated(&key, Bytes::from(text.to_string()));
         true
-    }
-
-    /// `key|jwt` lines of up to `max` stored, unexpired JWTs (the pack format).
-    pub async fn pack(&self, max: usize) -> Result<String, LookupError> {
-        let lines: Vec<String> = self
-            .stored_unexpired(max)
-            .await?
-            .into_iter()
-            .map(|(key, jwt)| {
-                String::from_utf8_lossy(&crate::store::stored::pack_line(&key, &jwt.bytes))
-                    .into_owned()
-            })
-            .collect();
-        Ok(lines.join("\n"))
     }
 
     /// The common path: check trust and validity, then store with the replace rule `mode`.

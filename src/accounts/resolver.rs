@@ -239,12 +239,28 @@ impl Accounts {
         &self,
         max: usize,
     ) -> Result<Vec<(AccountKey, StoredJwt)>, LookupError> {
+        self.fold_unexpired(max, Vec::new(), |out, key, jwt| out.push((key, jwt)))
+            .await
+    }
+
+    /// Folds (on a blocking thread) up to `max` stored JWTs that decode and have not expired,
+    /// in key order, one at a time into `acc`: nothing but `acc` is kept.
+    pub async fn fold_unexpired<T, F>(
+        &self,
+        max: usize,
+        mut acc: T,
+        mut f: F,
+    ) -> Result<T, LookupError>
+    where
+        T: Send + 'static,
+        F: FnMut(&mut T, AccountKey, StoredJwt) + Send + 'static,
+    {
         let store = self.store.clone();
         let now = unix_now();
-        tokio::task::spawn_blocking(move || -> Result<_, StoreError> {
-            let mut out = Vec::new();
+        tokio::task::spawn_blocking(move || -> Result<T, StoreError> {
+            let mut taken = 0;
             for key in store.keys()? {
-                if out.len() >= max {
+                if taken >= max {
                     break;
                 }
                 let Some(bytes) = store.load(&key)? else {
@@ -252,10 +268,11 @@ impl Accounts {
                 };
                 let jwt = StoredJwt::inspect(Bytes::from(bytes));
                 if jwt.etag.is_some() && !(jwt.exp > 0 && jwt.exp < now) {
-                    out.push((key, jwt));
+                    taken += 1;
+                    f(&mut acc, key, jwt);
                 }
             }
-            Ok(out)
+            Ok(acc)
         })
         .await
         .map_err(|e| LookupError::Task(e.to_string()))?

@@ -215,3 +215,33 @@ fn delete_requests_are_checked_in_nats_servers_order() {
         .accounts
         .is_empty());
 }
+
+#[tokio::test]
+async fn the_pack_is_shared_until_the_store_changes_or_a_jwt_in_it_expires() {
+    let w = world(false);
+    let now = unix_now();
+    let a = KeyPair::new_account();
+    w.accounts
+        .submit(&key_of(&a), &account_jwt(&w, &a, "A", now))
+        .await
+        .unwrap();
+    let first = w.accounts.pack(10).await.unwrap();
+    let again = w.accounts.pack(10).await.unwrap();
+    assert_eq!(first.as_ptr(), again.as_ptr(), "the same buffer is served");
+    assert_ne!(w.accounts.pack(1).await.unwrap().as_ptr(), first.as_ptr());
+    // A write is in the next pack.
+    let b = KeyPair::new_account();
+    let claims = json!({"sub": b.public_key(), "iat": now, "exp": now + 2,
+        "nats": {"type": "account"}});
+    let short_lived = crate::jwt::encode(&claims, &w.signing_key).unwrap();
+    w.accounts
+        .submit(&key_of(&b), short_lived.as_bytes())
+        .await
+        .unwrap();
+    let with_b = w.accounts.pack(10).await.unwrap();
+    assert_eq!(with_b.split(|c| *c == b'\n').count(), 2);
+    // Once B has expired, it is left out although nothing was written.
+    tokio::time::sleep(std::time::Duration::from_millis(3100)).await;
+    let later = w.accounts.pack(10).await.unwrap();
+    assert_eq!(later.as_ref(), first.as_ref());
+}

@@ -146,7 +146,7 @@ async fn respond_with_account(
         tracing::trace!("returning system JWT from configuration");
     }
     serve_stored(jwt, flags, if_none_match, key.short(), |jwt| {
-        state.accounts().notify_again(&key, jwt.bytes.clone())
+        state.accounts().notify_again(&key, jwt.bytes.clone());
     })
 }
 
