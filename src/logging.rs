@@ -69,8 +69,41 @@ where
         } else {
             write!(writer, "[{text}] ")?;
         }
-        ctx.field_format().format_fields(writer.by_ref(), event)?;
-        writeln!(writer)
+        let mut message = String::new();
+        ctx.field_format()
+            .format_fields(Writer::new(&mut message), event)?;
+        writeln!(writer, "{}", Untrusted(&message))
+    }
+}
+
+/// Longest message written, in bytes; the rest is cut and counted.
+pub const MAX_MESSAGE_BYTES: usize = 2048;
+
+/// A message as it is logged: control characters (newlines included) escaped, so that text
+/// from a request (a JWT's `sub`, a name) cannot forge log lines or terminal sequences, and cut
+/// after [`MAX_MESSAGE_BYTES`].
+pub struct Untrusted<'a>(pub &'a str);
+
+impl fmt::Display for Untrusted<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        use fmt::Write;
+        let mut written = 0;
+        for (at, c) in self.0.char_indices() {
+            if written >= MAX_MESSAGE_BYTES {
+                return write!(f, "... ({} more bytes)", self.0.len() - at);
+            }
+            match c {
+                '\n' => f.write_str("\\n")?,
+                '\r' => f.write_str("\\r")?,
+                '\t' => f.write_char('\t')?,
+                c if c.is_control() || c == '\u{2028}' || c == '\u{2029}' => {
+                    write!(f, "\\u{{{:x}}}", c as u32)?
+                }
+                c => f.write_char(c)?,
+            }
+            written += c.len_utf8();
+        }
+        Ok(())
     }
 }
 
@@ -163,6 +196,30 @@ mod tests {
         let stamp = &out[format!("[{pid}] ").len()..][..26];
         assert_eq!(stamp.as_bytes()[4], b'/');
         assert_eq!(stamp.as_bytes()[19], b'.');
+    }
+
+    #[test]
+    fn request_text_cannot_forge_lines_and_is_cut() {
+        let out = capture(opts(false, false, false, false, false), || {
+            tracing::error!("rejected JWT - bad sub x\n[INF] forged\r\x1b[31mred\u{2028}");
+            tracing::info!("sub {}", "s".repeat(200_000));
+        });
+        let lines: Vec<&str> = out.lines().collect();
+        assert_eq!(lines.len(), 2, "{out}");
+        assert_eq!(
+            lines[0],
+            "[ERR] rejected JWT - bad sub x\\n[INF] forged\\r\\x1b[31mred\\u{2028}"
+        );
+        assert!(
+            lines[1].len() < MAX_MESSAGE_BYTES + 64,
+            "{}",
+            lines[1].len()
+        );
+        assert!(
+            lines[1].ends_with("... (197956 more bytes)"),
+            "{}",
+            &lines[1][2000..]
+        );
     }
 
     #[test]

@@ -452,3 +452,38 @@ fn clients_that_do_not_read_are_cut_off_by_the_write_timeout() {
     );
     assert_eq!(nas.get("/healthz").status, 200);
 }
+
+/// Text from a request cannot forge log lines: a JWT whose `sub` holds a newline and a fake
+/// `[INF]` line is logged on one line with the newline escaped, and a 200 KB `sub` of an
+/// activation is cut.
+#[test]
+fn request_text_cannot_forge_or_flood_log_lines() {
+    let w = World::new();
+    let nas = start(&w, "");
+    let fresh = nkeys::KeyPair::new_account();
+    let key = nkeys::KeyPair::new_account().public_key();
+    let forged = sign(
+        &serde_json::json!({"sub": "x\n[INF] forged line\r\n", "nats": {"type": "account", "version": 2}}),
+        &fresh,
+    );
+    let r = nas.post_account(&key, &forged);
+    assert_eq!(r.status, 400, "{}", r.text());
+    let huge = sign(
+        &serde_json::json!({"sub": "S".repeat(200_000), "nats": {"type": "activation", "version": 2,
+            "subject": "a.b", "kind": "stream"}}),
+        &fresh,
+    );
+    let r = post(&nas.addr, "/jwt/v1/activations", huge.as_bytes());
+    assert_eq!(r.status, 400, "{}", r.text());
+    assert!(nas
+        .logs
+        .wait_for("rejected activation JWT", Duration::from_secs(5))
+        .is_some());
+    let logs = nas.logs.text();
+    assert!(logs.contains("x\\n[INF] forged line\\r\\n"), "{logs}");
+    for line in logs.lines() {
+        assert!(!line.starts_with("[INF] forged"), "forged line: {line}");
+        assert!(line.len() < 2200, "a line of {} bytes", line.len());
+    }
+    assert!(logs.contains("more bytes)"), "{logs}");
+}
