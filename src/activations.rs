@@ -2,6 +2,7 @@
 //! on `$SYS.ACCOUNT.<issuer>.CLAIMS.ACTIVATE.<hash>`. Unlike the original, the issuer must be an
 //! account whose JWT we hold (or one of its signing keys) and expired tokens are refused.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use bytes::Bytes;
@@ -29,6 +30,34 @@ pub enum ActivationError {
     /// A blocking task failed (HTTP 500).
     #[error("error saving activation JWT: {0}")]
     Task(String),
+    /// The issuing account has used its quota (HTTP 403).
+    #[error("{0}")]
+    Quota(String),
+}
+
+/// How much one issuing account may store (`activations { maxperissuer, maxbytesperissuer }`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Quota {
+    /// Most activations stored per issuing account.
+    pub max_per_issuer: usize,
+    /// Most bytes of activations stored per issuing account.
+    pub max_bytes_per_issuer: usize,
+}
+
+impl Default for Quota {
+    fn default() -> Self {
+        Quota {
+            max_per_issuer: 1000,
+            max_bytes_per_issuer: 4 * 1024 * 1024,
+        }
+    }
+}
+
+/// What one issuing account stores: activations and bytes.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+struct Usage {
+    count: usize,
+    bytes: usize,
 }
 
 fn rejected(why: impl Into<String>) -> ActivationError {
@@ -39,6 +68,10 @@ fn rejected(why: impl Into<String>) -> ActivationError {
 pub struct Activations {
     store: Arc<dyn JwtStore<ActivationId>>,
     accounts: Arc<Accounts>,
+    quota: Quota,
+    /// Usage per issuing account, counted from the store at the first submit; the lock also
+    /// makes each submit's check-and-store one step.
+    usage: tokio::sync::Mutex<Option<HashMap<String, Usage>>>,
 }
 
 impl std::fmt::Debug for Activations {
@@ -50,9 +83,18 @@ impl std::fmt::Debug for Activations {
 }
 
 impl Activations {
-    /// Activations kept in `store`; issuers are checked against `accounts`.
-    pub fn new(store: Arc<dyn JwtStore<ActivationId>>, accounts: Arc<Accounts>) -> Self {
-        Activations { store, accounts }
+    /// Activations kept in `store`; issuers are checked against `accounts` and held to `quota`.
+    pub fn new(
+        store: Arc<dyn JwtStore<ActivationId>>,
+        accounts: Arc<Accounts>,
+        quota: Quota,
+    ) -> Self {
+        Activations {
+            store,
+            accounts,
+            quota,
+            usage: tokio::sync::Mutex::new(None),
+        }
     }
 
     /// Checks and stores an activation token; returns its hash id.
@@ -100,6 +142,11 @@ impl Activations {
                 "untrusted activation issuer: no JWT is stored for the issuing account {issuer_key}"
             )));
         };
+        if issuer_jwt.exp > 0 && issuer_jwt.exp < now {
+            return Err(rejected(format!(
+                "untrusted activation issuer: the JWT of the issuing account {issuer_key} has expired"
+            )));
+        }
         if std.iss != issuer_account {
             let text = String::from_utf8_lossy(&issuer_jwt.bytes);
             let signing_keys = jwt::decode_account(text.trim())
@@ -118,11 +165,8 @@ impl Activations {
             .and_then(|h| {
                 ActivationId::parse(&h).map_err(|e| rejected(format!("bad activation hash: {e}")))
             })?;
-        let store = self.store.clone();
-        let (id, bytes) = (hash.clone(), text.as_bytes().to_vec());
-        tokio::task::spawn_blocking(move || store.save(&id, &bytes))
-            .await
-            .map_err(|e| ActivationError::Task(e.to_string()))??;
+        self.store_within_quota(issuer_key.as_str(), &hash, text.as_bytes())
+            .await?;
         tracing::info!(
             "updated activation JWT - {}-{} - {:?}",
             crate::keys::short_key(&std.iss),
@@ -133,6 +177,84 @@ impl Activations {
             .notifier()
             .activation_updated(&std.iss, &hash, Bytes::from(text.to_string()));
         Ok(hash)
+    }
+
+    /// Stores `bytes` under `id` when `issuer`'s usage stays within the quota (a replaced
+    /// activation's bytes are given back first).
+    async fn store_within_quota(
+        &self,
+        issuer: &str,
+        id: &ActivationId,
+        bytes: &[u8],
+    ) -> Result<(), ActivationError> {
+        let mut usage = self.usage.lock().await;
+        if usage.is_none() {
+            *usage = Some(self.count_usage().await?);
+        }
+        let all = usage.get_or_insert_with(HashMap::new);
+        let replaced = self.blocking(self.store.clone(), {
+            let id = id.clone();
+            move |store| store.load(&id)
+        });
+        let replaced = replaced.await?.map_or(0, |old| old.len());
+        let mut next = all.get(issuer).copied().unwrap_or_default();
+        if replaced == 0 {
+            next.count += 1;
+        }
+        next.bytes = (next.bytes + bytes.len()).saturating_sub(replaced);
+        if next.count > self.quota.max_per_issuer {
+            return Err(ActivationError::Quota(format!(
+                "activation quota exceeded: account {issuer} stores {} activations, the most allowed (activations.maxperissuer)",
+                next.count - 1
+            )));
+        }
+        if next.bytes > self.quota.max_bytes_per_issuer {
+            return Err(ActivationError::Quota(format!(
+                "activation quota exceeded: account {issuer} would store {} bytes of activations, more than {} (activations.maxbytesperissuer)",
+                next.bytes, self.quota.max_bytes_per_issuer
+            )));
+        }
+        let (id, owned) = (id.clone(), bytes.to_vec());
+        self.blocking(self.store.clone(), move |store| store.save(&id, &owned))
+            .await?;
+        all.insert(issuer.to_string(), next);
+        Ok(())
+    }
+
+    /// Usage per issuing account of what the store holds (undecodable files count for nobody).
+    async fn count_usage(&self) -> Result<HashMap<String, Usage>, ActivationError> {
+        self.blocking(self.store.clone(), |store| {
+            let mut usage: HashMap<String, Usage> = HashMap::new();
+            for id in store.keys()? {
+                let Some(bytes) = store.load(&id)? else {
+                    continue;
+                };
+                let text = String::from_utf8_lossy(&bytes);
+                if let Ok((token, claims)) = jwt::decode_activation(text.trim()) {
+                    let issuer = if claims.issuer_account.is_empty() {
+                        token.claims.iss
+                    } else {
+                        claims.issuer_account
+                    };
+                    let u = usage.entry(issuer).or_default();
+                    u.count += 1;
+                    u.bytes += bytes.len();
+                }
+            }
+            Ok(usage)
+        })
+        .await
+    }
+
+    /// Runs a store call on the blocking pool.
+    async fn blocking<T: Send + 'static>(
+        &self,
+        store: Arc<dyn JwtStore<ActivationId>>,
+        f: impl FnOnce(&dyn JwtStore<ActivationId>) -> Result<T, StoreError> + Send + 'static,
+    ) -> Result<T, ActivationError> {
+        Ok(tokio::task::spawn_blocking(move || f(store.as_ref()))
+            .await
+            .map_err(|e| ActivationError::Task(e.to_string()))??)
     }
 
     /// The stored activation with this hash id.

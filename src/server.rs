@@ -286,7 +286,15 @@ pub async fn build_services(
         notifier.clone(),
         policy,
     ));
-    let activations = Arc::new(Activations::new(stores.activations, accounts.clone()));
+    let quota = crate::activations::Quota {
+        max_per_issuer: config.activations.max_per_issuer,
+        max_bytes_per_issuer: config.activations.max_bytes_per_issuer,
+    };
+    let activations = Arc::new(Activations::new(
+        stores.activations,
+        accounts.clone(),
+        quota,
+    ));
 
     let mut tasks = Vec::new();
     if let Some(shared) = notifier.shared() {

@@ -211,3 +211,105 @@ fn rust_made_activations_and_the_spec_vector() {
     let r = nas.get(&format!("/jwt/v1/activations/{missing}"));
     assert_eq!((r.status, r.text()), (404, "No Matching JWT\n".to_string()));
 }
+
+/// Each issuing account may store only so many activations (count and bytes; a replaced one
+/// does not count twice), the quota survives a restart, other issuers and account pushes are
+/// unaffected, and an account whose JWT has expired issues none.
+#[test]
+fn activations_are_held_to_a_quota_per_issuer_and_expired_issuers_are_refused() {
+    let w = World::new();
+    let config = nas_config(
+        &w.path("jwt"),
+        Some(&w.operator_path),
+        "activations { maxperissuer: 3, maxbytesperissuer: 20kb }\n",
+    );
+    let mut nas = AccountServer::start(w.dir.path(), &config);
+    let (a, a_jwt) = w.new_account("A");
+    let (b, b_jwt) = w.new_account("B");
+    for (kp, jwt) in [(&a, &a_jwt), (&b, &b_jwt)] {
+        assert_eq!(nas.post_account(&kp.public_key(), jwt).status, 200);
+    }
+    let importer = || nkeys::KeyPair::new_account().public_key();
+    let post_act =
+        |nas: &AccountServer, token: &str| post(&nas.addr, "/jwt/v1/activations", token.as_bytes());
+    let first = activation(&a, &importer(), "a.>", json!({}));
+    assert_eq!(post_act(&nas, &first).status, 200);
+    for _ in 0..2 {
+        assert_eq!(
+            post_act(&nas, &activation(&a, &importer(), "a.>", json!({}))).status,
+            200
+        );
+    }
+    let before = snapshot(&w.path("jwt"));
+    let r = post_act(&nas, &activation(&a, &importer(), "a.>", json!({})));
+    assert_eq!(r.status, 403, "{}", r.text());
+    assert!(
+        r.text().contains("stores 3 activations") && r.text().contains("activations.maxperissuer"),
+        "{}",
+        r.text()
+    );
+    assert_eq!(snapshot(&w.path("jwt")), before);
+    // Replacing a stored one (same hash id) is not a new one.
+    let again = activation(
+        &a,
+        &serde_json::from_str::<serde_json::Value>(&decode_payload(&first)).unwrap()["sub"]
+            .as_str()
+            .unwrap()
+            .to_string(),
+        "a.>",
+        json!({"name": "renewed"}),
+    );
+    assert_eq!(post_act(&nas, &again).status, 200);
+    // Other issuers and the operator's pushes are not held by A's quota.
+    assert_eq!(
+        post_act(&nas, &activation(&b, &importer(), "b.>", json!({}))).status,
+        200
+    );
+    let (c, c_jwt) = w.new_account("C");
+    assert_eq!(nas.post_account(&c.public_key(), &c_jwt).status, 200);
+
+    // Counted from the store after a restart; bytes are held too.
+    nas.kill();
+    let nas = AccountServer::start(w.dir.path(), &config);
+    assert_eq!(
+        post_act(&nas, &activation(&a, &importer(), "a.>", json!({}))).status,
+        403
+    );
+    let big = activation(
+        &b,
+        &importer(),
+        "b.>",
+        json!({"tags": ["t".repeat(25_000)]}),
+    );
+    let r = post_act(&nas, &big);
+    assert_eq!(r.status, 403, "{}", r.text());
+    assert!(
+        r.text().contains("activations.maxbytesperissuer"),
+        "{}",
+        r.text()
+    );
+
+    // An issuer whose account JWT has expired (placed in the store by hand).
+    let d = nkeys::KeyPair::new_account();
+    let mut dc = account_claims("D", &d.public_key());
+    dc["exp"] = json!(now() - 10);
+    std::fs::write(
+        w.path("jwt").join(format!("{}.jwt", d.public_key())),
+        sign(&dc, &w.signing_key),
+    )
+    .unwrap();
+    let r = post_act(&nas, &activation(&d, &importer(), "d.>", json!({})));
+    assert_eq!(r.status, 400, "{}", r.text());
+    assert!(r.text().contains("has expired"), "{}", r.text());
+}
+
+fn decode_payload(token: &str) -> String {
+    use base64::Engine;
+    let part = token.split('.').nth(1).unwrap();
+    String::from_utf8(
+        base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .decode(part)
+            .unwrap(),
+    )
+    .unwrap()
+}

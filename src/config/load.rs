@@ -139,6 +139,17 @@ pub fn from_map(map: &Map) -> Result<Loaded, ConfigError> {
                     }
                 }
             }
+            "activations" => {
+                for (k, n) in cx.block(&path, node)? {
+                    let p = format!("{path}.{k}");
+                    let c = &mut config.activations;
+                    match normalize(k).as_str() {
+                        "maxperissuer" => c.max_per_issuer = positive(&p, n)?,
+                        "maxbytesperissuer" => c.max_bytes_per_issuer = positive(&p, n)?,
+                        _ => cx.unknown(&p, n),
+                    }
+                }
+            }
             "operatorjwtpath" => config.operator_jwt_path = Some(path_value(&path, node)?),
             "systemaccountjwtpath" => {
                 config.system_account_jwt_path = Some(path_value(&path, node)?)

@@ -26,6 +26,10 @@ pub(super) async fn post_activation(
             tracing::error!("rejected activation JWT - {why}");
             text_error(StatusCode::BAD_REQUEST, &why)
         }
+        Err(ActivationError::Quota(why)) => {
+            tracing::error!("refused activation JWT - {why}");
+            text_error(StatusCode::FORBIDDEN, &why)
+        }
         Err(ActivationError::Refused(why)) => {
             let mut resp = text_error(StatusCode::METHOD_NOT_ALLOWED, &why);
             resp.headers_mut()
