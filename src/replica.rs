@@ -3,8 +3,9 @@
 //! Everything taken from the primary goes through the same checks as a POST (trusted by our
 //! operator, not expired, not older than what we have).
 
-use std::sync::Arc;
-use std::time::Duration;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use tokio::task::JoinHandle;
 
@@ -18,7 +19,18 @@ pub struct Primary {
     base: String,
     client: reqwest::Client,
     max_pack: i64,
+    /// Keys the primary did not have, and when it said so: not asked again for [`MISS_TTL`].
+    misses: Mutex<HashMap<AccountKey, Instant>>,
+    /// Bounds the lookups in flight at the primary.
+    in_flight: tokio::sync::Semaphore,
 }
+
+/// How long a key the primary did not have is answered as unknown without asking again.
+pub const MISS_TTL: Duration = Duration::from_secs(2);
+/// Misses remembered at most (older ones are dropped first, then all).
+const MAX_MISSES: usize = 10_000;
+/// Lookups at the primary in flight at once.
+const MAX_IN_FLIGHT: usize = 8;
 
 impl Primary {
     /// A client for the primary at `url` (`http(s)://host:port[/]`), with the replication
@@ -33,6 +45,8 @@ impl Primary {
             base: url.trim_end_matches('/').to_string(),
             client,
             max_pack,
+            misses: Mutex::new(HashMap::new()),
+            in_flight: tokio::sync::Semaphore::new(MAX_IN_FLIGHT),
         })
     }
 
@@ -41,13 +55,25 @@ impl Primary {
         &self.base
     }
 
-    /// The primary's JWT for `key`, if it has one.
+    /// The primary's JWT for `key`, if it has one. A key the primary did not have is not
+    /// asked for again within [`MISS_TTL`], and at most [`MAX_IN_FLIGHT`] lookups run at once,
+    /// so GETs of unknown keys cannot turn into a flood of requests to the primary.
     pub async fn fetch(&self, key: &AccountKey) -> Option<Vec<u8>> {
+        if self.recently_missed(key) {
+            return None;
+        }
+        let _permit = self.in_flight.acquire().await.ok()?;
+        if self.recently_missed(key) {
+            return None;
+        }
         let url = format!("{}/jwt/v1/accounts/{key}", self.base);
         match self.client.get(&url).send().await {
             Ok(resp) if resp.status().is_success() => resp.bytes().await.ok().map(|b| b.to_vec()),
             Ok(resp) => {
                 tracing::debug!("primary answered {} for {}", resp.status(), key.short());
+                if resp.status() == reqwest::StatusCode::NOT_FOUND {
+                    self.remember_miss(key);
+                }
                 None
             }
             Err(e) => {
@@ -55,6 +81,27 @@ impl Primary {
                 None
             }
         }
+    }
+
+    fn lock_misses(&self) -> std::sync::MutexGuard<'_, HashMap<AccountKey, Instant>> {
+        self.misses.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn recently_missed(&self, key: &AccountKey) -> bool {
+        self.lock_misses()
+            .get(key)
+            .is_some_and(|at| at.elapsed() < MISS_TTL)
+    }
+
+    fn remember_miss(&self, key: &AccountKey) {
+        let mut misses = self.lock_misses();
+        if misses.len() >= MAX_MISSES {
+            misses.retain(|_, at| at.elapsed() < MISS_TTL);
+            if misses.len() >= MAX_MISSES {
+                misses.clear();
+            }
+        }
+        misses.insert(key.clone(), Instant::now());
     }
 
     /// The primary's pack (`key|jwt` lines), at most `maxreplicationpack` JWTs.

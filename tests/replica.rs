@@ -154,3 +154,63 @@ async fn replica_follows_the_primary_by_notification_and_by_resync() {
         404
     );
 }
+
+/// GETs of keys the primary does not have are not forwarded one for one: a key the primary
+/// did not have is answered 404 without asking again for a short time, then asked again.
+#[test]
+fn a_replica_remembers_misses_for_a_short_time() {
+    let w = World::new();
+    let primary_dir = w.dir.path().join("primary");
+    std::fs::create_dir_all(&primary_dir).unwrap();
+    let primary = AccountServer::start(
+        &primary_dir,
+        &nas_config(
+            &w.path("primary-jwt"),
+            Some(&w.operator_path),
+            "logging { colors: false, trace: true }\n",
+        ),
+    );
+    let replica_dir = w.dir.path().join("replica");
+    std::fs::create_dir_all(&replica_dir).unwrap();
+    let replica = AccountServer::start(
+        &replica_dir,
+        &nas_config(
+            &w.path("replica-jwt"),
+            Some(&w.operator_path),
+            &format!("primary: \"http://{}/\"\n", primary.addr),
+        ),
+    );
+    let unknown: Vec<nkeys::KeyPair> = (0..3).map(|_| nkeys::KeyPair::new_account()).collect();
+    let asked = |kp: &nkeys::KeyPair| {
+        primary
+            .logs
+            .count(&format!("request for JWT for - {}", &kp.public_key()[..12]))
+    };
+    let started = Instant::now();
+    for i in 0..300 {
+        let key = unknown[i % 3].public_key();
+        assert_eq!(replica.get_account(&key).status, 404);
+    }
+    let took = started.elapsed();
+    std::thread::sleep(Duration::from_millis(200));
+    let forwarded: usize = unknown.iter().map(asked).sum();
+    let bound = 3 * (took.as_secs() as usize / 2 + 1);
+    println!(
+        "300 GETs of 3 unknown keys in {took:?}: {forwarded} asked at the primary (bound {bound})"
+    );
+    assert!(
+        forwarded >= 3 && forwarded <= bound,
+        "{forwarded} lookups at the primary"
+    );
+    // Once the primary has the account and the miss has aged, the replica serves it.
+    let (kp, jwt) = (
+        &unknown[0],
+        sign(
+            &account_claims("LATE", &unknown[0].public_key()),
+            &w.signing_key,
+        ),
+    );
+    assert_eq!(primary.post_account(&kp.public_key(), &jwt).status, 200);
+    std::thread::sleep(Duration::from_millis(2100));
+    assert_eq!(replica.get_account(&kp.public_key()).text(), jwt);
+}
