@@ -1,7 +1,8 @@
 //! Crash safety: the real binary is SIGKILLed at a random moment during a storm of concurrent
 //! POSTs, 20 times over one store. After each restart every account serves the last JWT that
 //! was acknowledged with 200, or the newer one that was in flight — never an older one, a torn
-//! or empty file, or a temp file.
+//! or empty file. Temp files of the killed writes may stay (the startup sweep leaves them for a
+//! minute) but are never taken for JWTs.
 
 mod support;
 
@@ -123,15 +124,19 @@ fn sigkill_during_a_post_storm_never_loses_or_tears_a_jwt() {
             known[i].acked = Some(text);
             known[i].in_flight = None;
         }
-        // No temp files, no empty files; every file is a whole JWT.
+        // No empty files; every file but the (hidden) temp files is a whole JWT.
         for (path, bytes) in snapshot(&store) {
             if path.ends_with('/') {
                 continue;
             }
-            assert!(
-                !path.contains(".jwt.tmp-"),
-                "round {round}: temp file {path} survived"
-            );
+            let name = path.rsplit('/').next().unwrap_or_default();
+            if name.contains(".jwt.tmp-") {
+                assert!(
+                    name.starts_with('.'),
+                    "round {round}: temp file {path} is not hidden"
+                );
+                continue;
+            }
             assert!(!bytes.is_empty(), "round {round}: empty file {path}");
             let text = String::from_utf8(bytes).unwrap();
             nats_account_server::jwt::decode_account(&text)
