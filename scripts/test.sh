@@ -59,3 +59,5 @@ command -v cargo >/dev/null 2>&1 || { echo "error: cargo (Rust stable) is requir
 
 cargo build --all-targets --locked
 cargo test --all-targets --locked -- --test-threads="${TEST_THREADS:-2}"
+# The crash test's negative control: a store built to write in place must be caught.
+cargo test --locked --features fault-injection --test crash -- --test-threads="${TEST_THREADS:-2}"

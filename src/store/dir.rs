@@ -62,6 +62,9 @@ pub struct DirStore<K = AccountKey> {
     read_only: bool,
     modes: Modes,
     temp_counter: AtomicU64,
+    /// Test builds only: write in place, without temp file or fsync (see [`super::fault`]).
+    #[cfg(feature = "fault-injection")]
+    in_place: bool,
     _keys: std::marker::PhantomData<fn(K)>,
 }
 
@@ -81,6 +84,8 @@ impl<K: StoreKey> DirStore<K> {
             read_only,
             modes,
             temp_counter: AtomicU64::new(0),
+            #[cfg(feature = "fault-injection")]
+            in_place: !read_only && super::fault::in_place_writes(),
             _keys: std::marker::PhantomData,
         }
     }
@@ -241,6 +246,11 @@ impl<K: StoreKey> DirStore<K> {
     fn write_durably(&self, key: &K, target: &Path, bytes: &[u8]) -> Result<(), StoreError> {
         let folder = self.folder(key);
         create_dirs_durably(&folder, self.modes.dir)?;
+        #[cfg(feature = "fault-injection")]
+        if self.in_place {
+            return super::fault::write_in_place(target, bytes, self.modes.file)
+                .map_err(|e| io_error("writing", target, e));
+        }
         let temp = self.write_temp(&folder, key, bytes)?;
         if let Err(e) = fs::rename(&temp, target) {
             let _ = fs::remove_file(&temp);

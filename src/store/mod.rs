@@ -3,6 +3,8 @@
 //! saved). Calls block on file I/O, so async callers run them on the blocking pool.
 
 pub mod dir;
+#[cfg(feature = "fault-injection")]
+mod fault;
 pub mod memory;
 pub mod nsc;
 pub mod stored;
