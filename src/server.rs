@@ -21,6 +21,7 @@ use crate::keys::ActivationId;
 use crate::notify::nats::{self, NatsSetupError};
 use crate::notify::Notifier;
 use crate::replica::{self, Primary};
+use crate::store::dir::{Modes, DEFAULT_DIR_MODE, DEFAULT_FILE_MODE};
 use crate::store::{watch, DirStore, JwtStore, MemoryStore, NscStore, StoreError};
 use crate::tls::{self, TlsError};
 use crate::trust::{Trust, TrustError};
@@ -128,7 +129,11 @@ fn open_stores(config: &Config) -> Result<Stores, StartError> {
             cacheable: Some(dir.clone()),
         },
         (Some(dir), _) => {
-            let store = Arc::new(DirStore::open(dir, s.shard)?);
+            let modes = Modes {
+                file: s.file_mode.unwrap_or(DEFAULT_FILE_MODE),
+                dir: s.dir_mode.unwrap_or(DEFAULT_DIR_MODE),
+            };
+            let store = Arc::new(DirStore::open_with_modes(dir, s.shard, modes)?);
             let sweeper = store.clone();
             tokio::task::spawn_blocking(move || match sweeper.sweep_temp_files() {
                 Ok(n) => tracing::info!("store check done: removed {n} leftover temp file(s)"),
@@ -139,6 +144,7 @@ fn open_stores(config: &Config) -> Result<Stores, StartError> {
                 activations: Arc::new(DirStore::<ActivationId>::open_deferred(
                     &dir.join("activations"),
                     false,
+                    modes,
                 )),
                 watch: None,
                 cacheable: Some(dir.clone()),

@@ -135,6 +135,8 @@ pub fn from_map(map: &Map) -> Result<Loaded, ConfigError> {
                         "readonly" => c.readonly = boolean(&p, n)?,
                         "cachesize" => c.cache_bytes = unsigned(&p, n)? as usize,
                         "allowdelete" => c.allow_delete = boolean(&p, n)?,
+                        "filemode" => c.file_mode = Some(mode(&p, n, 0o600, "read and write")?),
+                        "dirmode" => c.dir_mode = Some(mode(&p, n, 0o700, "full")?),
                         _ => cx.unknown(&p, n),
                     }
                 }
@@ -353,6 +355,42 @@ fn port(key: &str, node: &Node) -> Result<u16, ConfigError> {
     })
 }
 
+/// Permission bits in octal digits, at most `0777`: a string (`"0640"`) or an integer written
+/// in octal digits (`0640` or `640`; the syntax reads either as the integer 640). The bits of
+/// `owner_needs` must be set: the server must be able to use what it creates (`owner_access`
+/// says what they are in the error).
+fn mode(key: &str, node: &Node, owner_needs: u32, owner_access: &str) -> Result<u32, ConfigError> {
+    let text = match &node.value {
+        Value::String(s) => s.trim().to_string(),
+        Value::Integer(i) => i.to_string(),
+        _ => String::new(),
+    };
+    let octal = !text.is_empty() && text.bytes().all(|b| (b'0'..=b'7').contains(&b));
+    let Some(bits) = u32::from_str_radix(&text, 8)
+        .ok()
+        .filter(|m| octal && *m <= 0o777)
+    else {
+        return Err(value_error(
+            key,
+            &node.pos,
+            format!(
+                "expected a mode in octal digits from 0 to 0777, like \"0640\", found {}",
+                describe(&node.value)
+            ),
+        ));
+    };
+    if bits & owner_needs != owner_needs {
+        return Err(value_error(
+            key,
+            &node.pos,
+            format!(
+                "mode {bits:04o} must give the owner {owner_access} access ({owner_needs:04o})"
+            ),
+        ));
+    }
+    Ok(bits)
+}
+
 fn string(key: &str, node: &Node) -> Result<String, ConfigError> {
     match &node.value {
         Value::String(s) => Ok(s.clone()),
@@ -472,6 +510,56 @@ logging { colors: false, pid: yes }
         assert_eq!(c.system_account_jwt_path, Some(PathBuf::from("/s.jwt")));
         assert_eq!(c.http.read_timeout_ms, 7);
         assert_eq!(c.store.cleanup_interval_ms, 9);
+    }
+
+    #[test]
+    fn store_modes_are_octal_and_checked() {
+        let d = load("").unwrap().config;
+        assert_eq!((d.store.file_mode, d.store.dir_mode), (None, None));
+        for (src, file, dir) in [
+            ("filemode: \"0600\", dirmode: \"0700\"", 0o600, 0o700),
+            ("filemode: 0644, dirmode: 755", 0o644, 0o755),
+            ("file_mode: \" 666 \", dir-mode: 0777", 0o666, 0o777),
+        ] {
+            let c = load(&format!("store {{ {src} }}")).unwrap().config;
+            assert_eq!(
+                (c.store.file_mode, c.store.dir_mode),
+                (Some(file), Some(dir)),
+                "{src}"
+            );
+        }
+        for (src, key, why) in [
+            ("filemode: \"0648\"", "store.filemode", "octal digits"),
+            ("filemode: 0x1a4", "store.filemode", "octal digits"),
+            ("filemode: \"\"", "store.filemode", "octal digits"),
+            ("filemode: -640", "store.filemode", "octal digits"),
+            ("filemode: true", "store.filemode", "octal digits"),
+            ("filemode: \"rw-r-----\"", "store.filemode", "octal digits"),
+            ("filemode: 1640", "store.filemode", "from 0 to 0777"),
+            ("filemode: \"4750\"", "store.filemode", "from 0 to 0777"),
+            (
+                "filemode: 0440",
+                "store.filemode",
+                "read and write access (0600)",
+            ),
+            (
+                "filemode: 0240",
+                "store.filemode",
+                "read and write access (0600)",
+            ),
+            ("dirmode: 0650", "store.dirmode", "full access (0700)"),
+            ("dirmode: 2750", "store.dirmode", "from 0 to 0777"),
+            ("dirmode: 0759", "store.dirmode", "octal digits"),
+        ] {
+            let text = load(&format!("store {{\n {src} }}"))
+                .unwrap_err()
+                .to_string();
+            assert!(text.contains(&format!("{key:?}")), "{src} → {text}");
+            assert!(
+                text.contains(why) && text.contains("nas.conf:2"),
+                "{src} → {text}"
+            );
+        }
     }
 
     #[test]

@@ -166,6 +166,10 @@ pub struct StoreConfig {
     pub cache_bytes: usize,
     /// `allowdelete`: accept operator-signed account deletes (nats-server's `allow_delete`).
     pub allow_delete: bool,
+    /// `filemode`: permission bits of the JWT files the store creates (`None`: 0640).
+    pub file_mode: Option<u32>,
+    /// `dirmode`: permission bits of the folders the store creates (`None`: 0750).
+    pub dir_mode: Option<u32>,
 }
 
 impl Default for Config {

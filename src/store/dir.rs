@@ -5,11 +5,17 @@
 //! Writes are atomic and durable: the JWT goes to a temp file in the target folder, which is
 //! fsynced, renamed over the target, and the folder is fsynced. Temp files are named
 //! `.<pubkey>.jwt.tmp-<pid>-<n>`, so they never look like a JWT to this store or nats-server.
+//!
+//! Files are created with mode 0640 and folders with 0750 (nats-server's modes; configurable,
+//! see [`Modes`]) whatever the umask grants. Reads never follow a symbolic link in the store: a
+//! symlinked `<pubkey>.jwt` is an error, not a way to serve a file from elsewhere.
 
-use std::fs::{self, File, OpenOptions};
+use std::fs::{self, DirBuilder, File, OpenOptions};
 use std::io::{ErrorKind, Write};
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, SystemTime};
 
 use super::{JwtStore, StoreError, StoreKey};
 use crate::keys::AccountKey;
@@ -20,13 +26,45 @@ pub const JWT_EXTENSION: &str = ".jwt";
 /// Marker inside the name of a temp file (`.<key>.jwt.tmp-...`).
 pub const TEMP_MARKER: &str = ".jwt.tmp-";
 
+/// Mode of the files the store creates unless configured (nats-server's).
+pub const DEFAULT_FILE_MODE: u32 = 0o640;
+
+/// Mode of the folders the store creates unless configured (nats-server's).
+pub const DEFAULT_DIR_MODE: u32 = 0o750;
+
+/// How old a temp file must be (by mtime) before the startup sweep takes it for a crash's
+/// leftover: a write in flight, of this or another instance, is far younger.
+pub const TEMP_FILE_MAX_AGE: Duration = Duration::from_secs(60);
+
+/// Permission bits of what the store creates (the umask may still remove bits).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Modes {
+    /// Mode of new JWT files (`store.filemode`).
+    pub file: u32,
+    /// Mode of new folders (`store.dirmode`).
+    pub dir: u32,
+}
+
+impl Default for Modes {
+    fn default() -> Self {
+        Modes {
+            file: DEFAULT_FILE_MODE,
+            dir: DEFAULT_DIR_MODE,
+        }
+    }
+}
+
 /// A directory store of JWTs keyed by `K` (account keys by default).
 #[derive(Debug)]
 pub struct DirStore<K = AccountKey> {
     root: PathBuf,
     shard: bool,
     read_only: bool,
+    modes: Modes,
     temp_counter: AtomicU64,
+    /// Test builds only: write in place, without temp file or fsync (see [`super::fault`]).
+    #[cfg(feature = "fault-injection")]
+    in_place: bool,
     _keys: std::marker::PhantomData<fn(K)>,
 }
 
@@ -39,45 +77,47 @@ fn io_error(action: &'static str, path: &Path, source: std::io::Error) -> StoreE
 }
 
 impl<K: StoreKey> DirStore<K> {
-    /// Opens (and creates when missing) the directory `root`.
+    fn new(root: &Path, shard: bool, read_only: bool, modes: Modes) -> Self {
+        DirStore {
+            root: root.to_path_buf(),
+            shard,
+            read_only,
+            modes,
+            temp_counter: AtomicU64::new(0),
+            #[cfg(feature = "fault-injection")]
+            in_place: !read_only && super::fault::in_place_writes(),
+            _keys: std::marker::PhantomData,
+        }
+    }
+
+    /// Opens (and creates when missing) the directory `root`, with the default [`Modes`].
     pub fn open(root: &Path, shard: bool) -> Result<Self, StoreError> {
-        fs::create_dir_all(root).map_err(|e| io_error("creating", root, e))?;
-        Self::open_existing(root, shard, false)
+        Self::open_with_modes(root, shard, Modes::default())
+    }
+
+    /// Opens (and creates when missing, with `modes.dir`) the directory `root`; what the store
+    /// creates gets `modes`.
+    pub fn open_with_modes(root: &Path, shard: bool, modes: Modes) -> Result<Self, StoreError> {
+        create_dirs_durably(root, modes.dir)?;
+        check_is_dir(root)?;
+        Ok(Self::new(root, shard, false, modes))
     }
 
     /// A store in `root` that creates the folder only when the first JWT is saved (for
     /// activations, which most deployments never use).
-    pub fn open_deferred(root: &Path, shard: bool) -> Self {
-        DirStore {
-            root: root.to_path_buf(),
-            shard,
-            read_only: false,
-            temp_counter: AtomicU64::new(0),
-            _keys: std::marker::PhantomData,
-        }
+    pub fn open_deferred(root: &Path, shard: bool, modes: Modes) -> Self {
+        Self::new(root, shard, false, modes)
     }
 
     /// Opens an existing directory that is never written to (`store { readonly: true }`).
     pub fn open_read_only(root: &Path, shard: bool) -> Result<Self, StoreError> {
-        Self::open_existing(root, shard, true)
+        check_is_dir(root)?;
+        Ok(Self::new(root, shard, true, Modes::default()))
     }
 
-    fn open_existing(root: &Path, shard: bool, read_only: bool) -> Result<Self, StoreError> {
-        let meta = fs::metadata(root).map_err(|e| io_error("reading", root, e))?;
-        if !meta.is_dir() {
-            return Err(io_error(
-                "opening",
-                root,
-                std::io::Error::other("not a directory"),
-            ));
-        }
-        Ok(DirStore {
-            root: root.to_path_buf(),
-            shard,
-            read_only,
-            temp_counter: AtomicU64::new(0),
-            _keys: std::marker::PhantomData,
-        })
+    /// The modes of what the store creates.
+    pub fn modes(&self) -> Modes {
+        self.modes
     }
 
     /// The folder the store lives in.
@@ -159,37 +199,57 @@ impl<K: StoreKey> DirStore<K> {
     }
 
     /// Removes temp files a crash left behind (in the root and, when sharded, in the shard
-    /// folders). Returns how many were removed. Runs off the critical path at startup.
+    /// folders): regular files named as this store names them (`.<key>.jwt.tmp-<pid>-<n>`)
+    /// whose mtime is more than [`TEMP_FILE_MAX_AGE`] ago. Younger ones may belong to a write
+    /// in flight (of this or another instance) and are left alone. Returns how many were
+    /// removed. Runs off the critical path at startup.
     pub fn sweep_temp_files(&self) -> Result<usize, StoreError> {
         if self.read_only {
             return Ok(0);
         }
-        let folders = self.folders()?;
         let mut removed = 0;
-        for folder in folders {
+        for folder in self.folders()? {
             let entries = fs::read_dir(&folder).map_err(|e| io_error("listing", &folder, e))?;
             for entry in entries.flatten() {
-                let name = entry.file_name();
-                let name = name.to_string_lossy();
-                if name.starts_with('.') && name.contains(TEMP_MARKER) {
-                    fs::remove_file(entry.path())
-                        .map_err(|e| io_error("removing", &entry.path(), e))?;
-                    removed += 1;
+                if self.is_stale_temp_file(&entry) {
+                    match fs::remove_file(entry.path()) {
+                        Ok(()) => removed += 1,
+                        // Renamed or removed meanwhile: nothing left to sweep.
+                        Err(e) if e.kind() == ErrorKind::NotFound => {}
+                        Err(e) => return Err(io_error("removing", &entry.path(), e)),
+                    }
                 }
             }
         }
         Ok(removed)
     }
 
+    /// `true` for a regular file with a temp file name of this store, last modified more than
+    /// [`TEMP_FILE_MAX_AGE`] ago (a modification time in the future counts as young).
+    fn is_stale_temp_file(&self, entry: &fs::DirEntry) -> bool {
+        let name = entry.file_name();
+        if !name.to_str().is_some_and(is_temp_name::<K>) {
+            return false;
+        }
+        let Ok(meta) = entry.metadata() else {
+            return false;
+        };
+        let age = meta
+            .modified()
+            .ok()
+            .and_then(|mtime| SystemTime::now().duration_since(mtime).ok());
+        meta.is_file() && age.is_some_and(|age| age > TEMP_FILE_MAX_AGE)
+    }
+
     /// Writes `bytes` to `target` (a file in `key`'s folder) through a temp file that is
     /// fsynced and renamed over it, then fsyncs the folder (and the new folder's parent).
     fn write_durably(&self, key: &K, target: &Path, bytes: &[u8]) -> Result<(), StoreError> {
         let folder = self.folder(key);
-        if !folder.is_dir() {
-            fs::create_dir_all(&folder).map_err(|e| io_error("creating", &folder, e))?;
-            if let Some(parent) = folder.parent() {
-                sync_dir(parent)?;
-            }
+        create_dirs_durably(&folder, self.modes.dir)?;
+        #[cfg(feature = "fault-injection")]
+        if self.in_place {
+            return super::fault::write_in_place(target, bytes, self.modes.file)
+                .map_err(|e| io_error("writing", target, e));
         }
         let temp = self.write_temp(&folder, key, bytes)?;
         if let Err(e) = fs::rename(&temp, target) {
@@ -210,6 +270,7 @@ impl<K: StoreKey> DirStore<K> {
             let mut file = OpenOptions::new()
                 .write(true)
                 .create_new(true)
+                .mode(self.modes.file)
                 .open(&temp)?;
             file.write_all(jwt)?;
             file.sync_all()
@@ -228,10 +289,14 @@ impl<K: StoreKey> DirStore<K> {
 /// allocated once at its exact size (it may be kept in the JWT cache); larger files take more
 /// reads. A read of a regular file that returns less than asked for has reached the end, so
 /// no extra read is spent to see 0. (`fs::read` adds a `statx` to size its buffer and that
-/// extra read.) This is the GET hot path.
+/// extra read.) This is the GET hot path. A symbolic link is not followed: opening one fails
+/// with `ELOOP` (see [`read_error`]).
 fn read_small_file(path: &Path) -> std::io::Result<Vec<u8>> {
     use std::io::Read;
-    let mut file = File::open(path)?;
+    let mut file = OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NOFOLLOW)
+        .open(path)?;
     let mut chunk = [0u8; 4096];
     let mut whole: Vec<u8> = Vec::new();
     loop {
@@ -250,7 +315,24 @@ fn read_small_file(path: &Path) -> std::io::Result<Vec<u8>> {
     Ok(whole)
 }
 
-/// fsyncs a directory so that a rename or a new entry in it is durable.
+/// What a read of `path` that failed with `e` means: no file (`None`), or an error — a
+/// symbolic link in the store's place of a file (refused, `O_NOFOLLOW` gives `ELOOP`) or an I/O
+/// error.
+fn read_error(path: &Path, e: std::io::Error) -> Result<Option<Vec<u8>>, StoreError> {
+    match e.kind() {
+        ErrorKind::NotFound => Ok(None),
+        _ if e.raw_os_error() == Some(libc::ELOOP) => Err(StoreError::Symlink {
+            path: path.display().to_string(),
+        }),
+        _ => Err(io_error("reading", path, e)),
+    }
+}
+
+/// Reads `path` without following a symbolic link; `None` when there is no such file.
+fn read_stored(path: &Path) -> Result<Option<Vec<u8>>, StoreError> {
+    read_small_file(path).map_or_else(|e| read_error(path, e), |bytes| Ok(Some(bytes)))
+}
+
 /// `<pubkey>.jwt.deleted` next to `<pubkey>.jwt`: where a deleted account's JWT goes
 /// (nats-server's full-resolver layout; nats-server does not index these files).
 fn deleted_path(path: &Path) -> PathBuf {
@@ -259,6 +341,58 @@ fn deleted_path(path: &Path) -> PathBuf {
     PathBuf::from(name)
 }
 
+/// `true` when `name` is a temp file name of a store keyed by `K`:
+/// `.<key>.jwt.tmp-<pid>-<n>` with a valid key and decimal `pid` and `n`.
+fn is_temp_name<K: StoreKey>(name: &str) -> bool {
+    let digits = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
+    let Some((key, tail)) = name
+        .strip_prefix('.')
+        .and_then(|rest| rest.split_once(TEMP_MARKER))
+    else {
+        return false;
+    };
+    let counters = tail.split_once('-');
+    counters.is_some_and(|(pid, n)| digits(pid) && digits(n)) && K::parse_key(key).is_some()
+}
+
+/// Creates `dir` and its missing parents with `mode` (less the umask), and fsyncs the parent
+/// of each folder it made, so that the new entries are durable before a JWT is put in them.
+fn create_dirs_durably(dir: &Path, mode: u32) -> Result<(), StoreError> {
+    let missing: Vec<&Path> = dir
+        .ancestors()
+        .take_while(|d| !d.as_os_str().is_empty() && !d.is_dir())
+        .collect();
+    if missing.is_empty() {
+        return Ok(());
+    }
+    DirBuilder::new()
+        .recursive(true)
+        .mode(mode)
+        .create(dir)
+        .map_err(|e| io_error("creating", dir, e))?;
+    for made in missing {
+        match made.parent() {
+            Some(parent) if !parent.as_os_str().is_empty() => sync_dir(parent)?,
+            _ => sync_dir(Path::new("."))?,
+        }
+    }
+    Ok(())
+}
+
+/// Fails unless `root` is a directory (or a symlink to one: the configured root may be).
+fn check_is_dir(root: &Path) -> Result<(), StoreError> {
+    let meta = fs::metadata(root).map_err(|e| io_error("reading", root, e))?;
+    if meta.is_dir() {
+        return Ok(());
+    }
+    Err(io_error(
+        "opening",
+        root,
+        std::io::Error::other("not a directory"),
+    ))
+}
+
+/// fsyncs a directory so that a rename or a new entry in it is durable.
 fn sync_dir(dir: &Path) -> Result<(), StoreError> {
     File::open(dir)
         .and_then(|d| d.sync_all())
@@ -267,12 +401,7 @@ fn sync_dir(dir: &Path) -> Result<(), StoreError> {
 
 impl<K: StoreKey> JwtStore<K> for DirStore<K> {
     fn load(&self, key: &K) -> Result<Option<Vec<u8>>, StoreError> {
-        let path = self.path_of(key);
-        match read_small_file(&path) {
-            Ok(bytes) => Ok(Some(bytes)),
-            Err(e) if e.kind() == ErrorKind::NotFound => Ok(None),
-            Err(e) => Err(io_error("reading", &path, e)),
-        }
+        read_stored(&self.path_of(key))
     }
 
     fn save(&self, key: &K, jwt: &[u8]) -> Result<(), StoreError> {
@@ -300,12 +429,7 @@ impl<K: StoreKey> JwtStore<K> for DirStore<K> {
     }
 
     fn tombstone(&self, key: &K) -> Result<Option<Vec<u8>>, StoreError> {
-        let path = deleted_path(&self.path_of(key));
-        match read_small_file(&path) {
-            Ok(bytes) => Ok(Some(bytes)),
-            Err(e) if e.kind() == ErrorKind::NotFound => Ok(None),
-            Err(e) => Err(io_error("reading", &path, e)),
-        }
+        read_stored(&deleted_path(&self.path_of(key)))
     }
 
     fn keys(&self) -> Result<Vec<K>, StoreError> {
@@ -418,19 +542,158 @@ mod tests {
         assert!(names(tmp.path()).iter().all(|n| !n.contains(TEMP_MARKER)));
     }
 
+    /// Writes `path` with an mtime `age` ago.
+    fn write_aged(path: &Path, bytes: &[u8], age: Duration) {
+        fs::write(path, bytes).unwrap();
+        let file = File::options().write(true).open(path).unwrap();
+        file.set_modified(SystemTime::now() - age).unwrap();
+    }
+
     #[test]
-    fn leftover_temp_files_are_swept_and_jwts_kept() {
+    fn only_stale_temp_files_of_our_pattern_are_swept_and_jwts_kept() {
+        let old = Duration::from_secs(120);
         for shard in [false, true] {
             let tmp = tempfile::tempdir().unwrap();
             let store: DirStore = DirStore::open(tmp.path(), shard).unwrap();
             let k = key();
             store.save(&k, b"kept").unwrap();
             let folder = store.path_of(&k).parent().unwrap().to_path_buf();
-            fs::write(folder.join(format!(".{k}{TEMP_MARKER}1-0")), b"half").unwrap();
-            fs::write(tmp.path().join(format!(".{k}{TEMP_MARKER}2-0")), b"").unwrap();
+            let stale = [
+                folder.join(format!(".{k}{TEMP_MARKER}1-0")),
+                tmp.path().join(format!(".{k}{TEMP_MARKER}2-17")),
+            ];
+            for path in &stale {
+                write_aged(path, b"half", old);
+            }
+            let kept = [
+                // A write in flight: fresh.
+                folder.join(format!(".{k}{TEMP_MARKER}3-0")),
+                // Old, but not our pattern: not a key, no counters, not hidden.
+                folder.join(format!(".NOTAKEY{TEMP_MARKER}1-0")),
+                folder.join(format!(".{k}{TEMP_MARKER}1")),
+                folder.join(format!(".{k}{TEMP_MARKER}x-1")),
+                folder.join(format!("{k}{TEMP_MARKER}1-0")),
+            ];
+            write_aged(&kept[0], b"in flight", Duration::ZERO);
+            for path in &kept[1..] {
+                write_aged(path, b"other", old);
+            }
             assert_eq!(store.sweep_temp_files().unwrap(), 2);
+            assert!(stale.iter().all(|p| !p.exists()));
+            assert!(kept.iter().all(|p| p.exists()), "{:?}", names(&folder));
             assert_eq!(store.load(&k).unwrap().as_deref(), Some(&b"kept"[..]));
             assert_eq!(store.sweep_temp_files().unwrap(), 0);
+        }
+    }
+
+    #[test]
+    fn a_sweep_does_not_disturb_writes_in_flight() {
+        let tmp = tempfile::tempdir().unwrap();
+        let store: DirStore = DirStore::open(tmp.path(), false).unwrap();
+        let k = key();
+        let done = std::sync::atomic::AtomicBool::new(false);
+        let sweeps = std::thread::scope(|s| {
+            let sweeper = s.spawn(|| {
+                let mut sweeps = 0u32;
+                while !done.load(Ordering::SeqCst) && sweeps < 1_000_000 {
+                    store.sweep_temp_files().unwrap();
+                    sweeps += 1;
+                }
+                sweeps
+            });
+            let failed = (0..300)
+                .filter_map(|i| store.save(&k, format!("v{i}").as_bytes()).err())
+                .map(|e| e.to_string())
+                .collect::<Vec<_>>();
+            done.store(true, Ordering::SeqCst);
+            assert!(
+                failed.is_empty(),
+                "{} failed, first: {}",
+                failed.len(),
+                failed[0]
+            );
+            sweeper.join().unwrap()
+        });
+        assert!(sweeps > 0);
+        assert_eq!(store.load(&k).unwrap().as_deref(), Some(&b"v299"[..]));
+    }
+
+    #[test]
+    fn reads_refuse_symlinks() {
+        for shard in [false, true] {
+            let tmp = tempfile::tempdir().unwrap();
+            let store: DirStore = DirStore::open(&tmp.path().join("store"), shard).unwrap();
+            let secret = tmp.path().join("secret");
+            fs::write(&secret, b"not for GETs").unwrap();
+            let (linked, dangling) = (key(), key());
+            store.save(&linked, b"real").unwrap();
+            store.delete(&linked, b"").unwrap();
+            std::os::unix::fs::symlink(&secret, store.path_of(&linked)).unwrap();
+            fs::remove_file(deleted_path(&store.path_of(&linked))).unwrap();
+            std::os::unix::fs::symlink(&secret, deleted_path(&store.path_of(&linked))).unwrap();
+            store.save(&dangling, b"real").unwrap();
+            fs::remove_file(store.path_of(&dangling)).unwrap();
+            std::os::unix::fs::symlink(tmp.path().join("none"), store.path_of(&dangling)).unwrap();
+            for result in [
+                store.load(&linked),
+                store.tombstone(&linked),
+                store.load(&dangling),
+            ] {
+                match result {
+                    Err(e @ StoreError::Symlink { .. }) => {
+                        assert!(e.to_string().contains("symbolic link"), "{e}")
+                    }
+                    other => panic!("shard {shard}: {other:?}"),
+                }
+            }
+            // A plain file still reads, and a save replaces the link (never writes through it).
+            store.save(&linked, b"new").unwrap();
+            assert_eq!(store.load(&linked).unwrap().as_deref(), Some(&b"new"[..]));
+            assert_eq!(fs::read(&secret).unwrap(), b"not for GETs");
+        }
+    }
+
+    /// The process umask, from `/proc/self/status` (reading it with `umask(2)` would change it).
+    fn umask() -> u32 {
+        let status = fs::read_to_string("/proc/self/status").unwrap();
+        let line = status.lines().find(|l| l.starts_with("Umask:")).unwrap();
+        u32::from_str_radix(line["Umask:".len()..].trim(), 8).unwrap()
+    }
+
+    fn mode_of(path: &Path) -> u32 {
+        use std::os::unix::fs::PermissionsExt;
+        fs::metadata(path).unwrap().permissions().mode() & 0o777
+    }
+
+    #[test]
+    fn created_files_and_folders_get_the_modes() {
+        let mask = umask();
+        for modes in [
+            Modes::default(),
+            Modes {
+                file: 0o604,
+                dir: 0o705,
+            },
+        ] {
+            let tmp = tempfile::tempdir().unwrap();
+            let root = tmp.path().join("a/b");
+            let store: DirStore = DirStore::open_with_modes(&root, true, modes).unwrap();
+            let k = key();
+            store.save(&k, b"jwt").unwrap();
+            store.delete(&key(), b"request").unwrap();
+            let (file, dir) = (modes.file & !mask, modes.dir & !mask);
+            let shard = store.path_of(&k).parent().unwrap().to_path_buf();
+            for folder in [tmp.path().join("a"), root.clone(), shard] {
+                assert_eq!(mode_of(&folder), dir, "{}", folder.display());
+            }
+            let files: Vec<PathBuf> = store.folders().unwrap()[1..]
+                .iter()
+                .flat_map(|f| fs::read_dir(f).unwrap().map(|e| e.unwrap().path()))
+                .collect();
+            assert_eq!(files.len(), 2);
+            for path in files {
+                assert_eq!(mode_of(&path), file, "{}", path.display());
+            }
         }
     }
 

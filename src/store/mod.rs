@@ -3,6 +3,8 @@
 //! saved). Calls block on file I/O, so async callers run them on the blocking pool.
 
 pub mod dir;
+#[cfg(feature = "fault-injection")]
+mod fault;
 pub mod memory;
 pub mod nsc;
 pub mod stored;
@@ -59,6 +61,13 @@ pub enum StoreError {
     /// The store refuses writes.
     #[error("the store is read-only")]
     ReadOnly,
+    /// A JWT file of the store is a symbolic link, which reads refuse to follow (it could
+    /// serve any file the server can read).
+    #[error("refusing to read {path}: it is a symbolic link")]
+    Symlink {
+        /// The link.
+        path: String,
+    },
 }
 
 /// A key → JWT store (account keys by default, activation hash ids for activations).

@@ -322,9 +322,15 @@ impl AccountServer {
     /// Writes `config` to `<dir>/nas.conf` and starts the server with `-c` on it. The config
     /// should use `http { host: 127.0.0.1, port: 0 }` (or a fixed port).
     pub fn start(dir: &Path, config: &str) -> AccountServer {
+        let path = Self::write_config(dir, config);
+        Self::start_args(&["-c", path.to_str().unwrap()])
+    }
+
+    /// Writes `config` to `<dir>/nas.conf` and returns its path.
+    pub fn write_config(dir: &Path, config: &str) -> PathBuf {
         let path = dir.join("nas.conf");
         std::fs::write(&path, config).unwrap();
-        Self::start_args(&["-c", path.to_str().unwrap()])
+        path
     }
 
     /// Starts the binary with arbitrary arguments and waits for its resolver line.
@@ -344,8 +350,7 @@ impl AccountServer {
     /// [`AccountServer::start`] in a process whose open-files limit (soft and hard) is `files`.
     pub fn start_with_open_files(dir: &Path, config: &str, files: u64) -> AccountServer {
         use std::os::unix::process::CommandExt;
-        let path = dir.join("nas.conf");
-        std::fs::write(&path, config).unwrap();
+        let path = Self::write_config(dir, config);
         let mut command = Command::new(Self::binary());
         command.args(["-c", path.to_str().unwrap()]);
         let limit = libc::rlimit {
@@ -361,13 +366,20 @@ impl AccountServer {
                 Ok(())
             });
         }
+        Self::start_command(command)
+    }
+
+    /// Like `start_args`, for a prepared command: our binary with its own environment, or a
+    /// wrapper that runs it and passes its stderr through (`sh -c 'umask 0; exec ...'`).
+    pub fn start_command(command: Command) -> AccountServer {
         Self::try_start_command(command).unwrap_or_else(|(code, logs)| {
             panic!("account server did not start (exit {code:?}):\n{logs}")
         })
     }
 
-    /// Starts `command` (our binary) and waits for its resolver line.
-    fn try_start_command(mut command: Command) -> Result<AccountServer, (Option<i32>, String)> {
+    /// Like `start_command`, but returns the exit status and logs when the server does not
+    /// start.
+    pub fn try_start_command(mut command: Command) -> Result<AccountServer, (Option<i32>, String)> {
         let mut child = command
             .stdin(Stdio::null())
             .stdout(Stdio::null())
