@@ -147,6 +147,33 @@ fn fetch_twenty(nas: &AccountServer, key: &str, jwt: &str) -> Duration {
     slowest
 }
 
+/// Starts an attack of `conns` connections, waits until it holds `held` of them and every one
+/// has sent requests for a while, then asserts that 20 nats-server-style fetches are each
+/// answered within the budget. Returns the running attack.
+fn attack_then_fetch(
+    nas: &AccountServer,
+    key: &str,
+    jwt: &str,
+    conns: usize,
+    held: usize,
+) -> Attack {
+    let attack = Attack::start(nas.addr.parse().unwrap(), conns);
+    let holding = attack.wait_holding(held, Duration::from_secs(60));
+    assert!(
+        holding >= held,
+        "the attack holds only {holding} connections"
+    );
+    std::thread::sleep(REQUEST_EVERY);
+    let slowest = fetch_twenty(nas, key, jwt);
+    println!(
+        "attack holds {} connections ({} connects made); slowest of 20 fetches: {slowest:?}",
+        attack.holding.load(Ordering::Relaxed),
+        attack.connects.load(Ordering::Relaxed)
+    );
+    assert!(slowest < FETCH_BUDGET, "a fetch took {slowest:?}");
+    attack
+}
+
 /// Starts a nats-server whose URL resolver points at `nas` and connects a user of `account`.
 fn nats_server_starts_and_admits(w: &World, nas: &AccountServer, binary: &std::path::Path) {
     let account = w.new_account("ADMITTED");
@@ -190,18 +217,7 @@ fn ten_thousand_held_connections_do_not_lock_nats_server_out() {
         &nas_config(&w.path("jwt"), Some(&w.operator_path), ""),
     );
     assert_eq!(nas.post_account(&key, &jwt).status, 200);
-    let attack = Attack::start(nas.addr.parse().unwrap(), 10_300);
-    let held = attack.wait_holding(10_000, Duration::from_secs(60));
-    assert!(held >= 10_000, "the attack holds only {held} connections");
-    // Every held connection has now sent requests for a while.
-    std::thread::sleep(REQUEST_EVERY);
-    let slowest = fetch_twenty(&nas, &key, &jwt);
-    println!(
-        "attack holds {} connections ({} connects made); slowest of 20 fetches: {slowest:?}",
-        attack.holding.load(Ordering::Relaxed),
-        attack.connects.load(Ordering::Relaxed)
-    );
-    assert!(slowest < FETCH_BUDGET, "a fetch took {slowest:?}");
+    let attack = attack_then_fetch(&nas, &key, &jwt, 10_300, 10_000);
     nats_server_starts_and_admits(&w, &nas, &nats_server_binary());
     assert!(
         nas.logs.count("closing the longest-idle") > 0,
@@ -228,17 +244,7 @@ fn with_1024_open_files_the_cap_fits_and_fetches_still_work() {
         nas.logs.text()
     );
     assert_eq!(nas.post_account(&key, &jwt).status, 200);
-    let attack = Attack::start(nas.addr.parse().unwrap(), 1_500);
-    let held = attack.wait_holding(890, Duration::from_secs(30));
-    assert!(held >= 890, "the attack holds only {held} connections");
-    std::thread::sleep(REQUEST_EVERY);
-    let slowest = fetch_twenty(&nas, &key, &jwt);
-    println!(
-        "attack holds {} connections ({} connects made); slowest of 20 fetches: {slowest:?}",
-        attack.holding.load(Ordering::Relaxed),
-        attack.connects.load(Ordering::Relaxed)
-    );
-    assert!(slowest < FETCH_BUDGET, "a fetch took {slowest:?}");
+    let attack = attack_then_fetch(&nas, &key, &jwt, 1_500, 890);
     nats_server_starts_and_admits(&w, &nas, &nats_server_215_binary());
     drop(attack);
     assert_eq!(

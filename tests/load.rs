@@ -73,13 +73,18 @@ async fn request(
     Ok((status, buf[head_end..head_end + len].to_vec()))
 }
 
-fn peak_rss_kib(pid: u32) -> u64 {
+/// A `kB` field of `/proc/<pid>/status` (`VmHWM:` peak RSS, `VmRSS:` RSS now).
+fn status_kib(pid: u32, field: &str) -> u64 {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
     status
         .lines()
-        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .find_map(|l| l.strip_prefix(field))
         .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
         .unwrap()
+}
+
+fn peak_rss_kib(pid: u32) -> u64 {
+    status_kib(pid, "VmHWM:")
 }
 
 #[test]
@@ -219,12 +224,7 @@ fn thousand_get_and_hundred_post_clients_without_a_single_error() {
 }
 
 fn rss_kib(pid: u32) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        .unwrap()
+    status_kib(pid, "VmRSS:")
 }
 
 /// Most the server's peak RSS may grow over its idle RSS while 64 clients fetch the pack of a

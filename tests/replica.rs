@@ -15,6 +15,16 @@ fn version(w: &World, a: &nkeys::KeyPair, iat: i64) -> String {
     sign(&c, &w.signing_key)
 }
 
+/// A primary account server with its own folder and store in the world, and `extra` config.
+fn start_primary(w: &World, extra: &str) -> AccountServer {
+    let dir = w.dir.path().join("primary");
+    std::fs::create_dir_all(&dir).unwrap();
+    AccountServer::start(
+        &dir,
+        &nas_config(&w.path("primary-jwt"), Some(&w.operator_path), extra),
+    )
+}
+
 fn wait_for_body(server: &AccountServer, path: &str, want: &str, limit: Duration) -> bool {
     let deadline = Instant::now() + limit;
     while Instant::now() < deadline {
@@ -36,16 +46,7 @@ async fn replica_follows_the_primary_by_notification_and_by_resync() {
             w.user_creds(&w.sys, name).display()
         )
     };
-    let primary_dir = w.dir.path().join("primary");
-    std::fs::create_dir_all(&primary_dir).unwrap();
-    let primary = AccountServer::start(
-        &primary_dir,
-        &nas_config(
-            &w.path("primary-jwt"),
-            Some(&w.operator_path),
-            &nats_block("primary"),
-        ),
-    );
+    let primary = start_primary(&w, &nats_block("primary"));
     assert_eq!(
         primary.post_account(&w.sys.public_key(), &w.sys_jwt).status,
         200
@@ -160,16 +161,7 @@ async fn replica_follows_the_primary_by_notification_and_by_resync() {
 #[test]
 fn a_replica_remembers_misses_for_a_short_time() {
     let w = World::new();
-    let primary_dir = w.dir.path().join("primary");
-    std::fs::create_dir_all(&primary_dir).unwrap();
-    let primary = AccountServer::start(
-        &primary_dir,
-        &nas_config(
-            &w.path("primary-jwt"),
-            Some(&w.operator_path),
-            "logging { colors: false, trace: true }\n",
-        ),
-    );
+    let primary = start_primary(&w, "logging { colors: false, trace: true }\n");
     let replica_dir = w.dir.path().join("replica");
     std::fs::create_dir_all(&replica_dir).unwrap();
     let replica = AccountServer::start(
