@@ -81,7 +81,7 @@ pub async fn serve(
     options: ServeOptions,
     shutdown: impl Future<Output = ()>,
 ) -> std::io::Result<()> {
-    let cap = options.max_connections.clamp(1, Semaphore::MAX_PERMITS);
+    let cap = options.max_connections.clamp(1, u32::MAX as usize);
     let slots = Arc::new(Semaphore::new(cap));
     let registry = Registry::new();
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
