@@ -60,6 +60,16 @@ struct Usage {
     bytes: usize,
 }
 
+/// The account an activation is issued by: `issuer_account` when a signing key signed it, else
+/// the issuer itself.
+fn issuing_account(token: &jwt::Token, claims: &jwt::ActivationClaims) -> String {
+    if claims.issuer_account.is_empty() {
+        token.claims.iss.clone()
+    } else {
+        claims.issuer_account.clone()
+    }
+}
+
 fn rejected(why: impl Into<String>) -> ActivationError {
     ActivationError::Rejected(why.into())
 }
@@ -126,11 +136,7 @@ impl Activations {
             ));
         }
         // The issuer: an account we hold, or a signing key of the account named in issuer_account.
-        let issuer_account = if claims.issuer_account.is_empty() {
-            std.iss.clone()
-        } else {
-            claims.issuer_account.clone()
-        };
+        let issuer_account = issuing_account(&token, &claims);
         let issuer_key = AccountKey::parse(&issuer_account).map_err(|_| {
             rejected(format!(
                 "bad activation JWT Issuer in request: {} is not an account key",
@@ -188,15 +194,15 @@ impl Activations {
         bytes: &[u8],
     ) -> Result<(), ActivationError> {
         let mut usage = self.usage.lock().await;
-        if usage.is_none() {
-            *usage = Some(self.count_usage().await?);
-        }
-        let all = usage.get_or_insert_with(HashMap::new);
-        let replaced = self.blocking(self.store.clone(), {
+        let all = match &mut *usage {
+            Some(all) => all,
+            counted @ None => counted.insert(self.count_usage().await?),
+        };
+        let replaced = {
             let id = id.clone();
-            move |store| store.load(&id)
-        });
-        let replaced = replaced.await?.map_or(0, |old| old.len());
+            self.blocking(move |store| store.load(&id)).await?
+        };
+        let replaced = replaced.map_or(0, |old| old.len());
         let mut next = all.get(issuer).copied().unwrap_or_default();
         if replaced == 0 {
             next.count += 1;
@@ -215,15 +221,14 @@ impl Activations {
             )));
         }
         let (id, owned) = (id.clone(), bytes.to_vec());
-        self.blocking(self.store.clone(), move |store| store.save(&id, &owned))
-            .await?;
+        self.blocking(move |store| store.save(&id, &owned)).await?;
         all.insert(issuer.to_string(), next);
         Ok(())
     }
 
     /// Usage per issuing account of what the store holds (undecodable files count for nobody).
     async fn count_usage(&self) -> Result<HashMap<String, Usage>, ActivationError> {
-        self.blocking(self.store.clone(), |store| {
+        self.blocking(|store| {
             let mut usage: HashMap<String, Usage> = HashMap::new();
             for id in store.keys()? {
                 let Some(bytes) = store.load(&id)? else {
@@ -231,12 +236,7 @@ impl Activations {
                 };
                 let text = String::from_utf8_lossy(&bytes);
                 if let Ok((token, claims)) = jwt::decode_activation(text.trim()) {
-                    let issuer = if claims.issuer_account.is_empty() {
-                        token.claims.iss
-                    } else {
-                        claims.issuer_account
-                    };
-                    let u = usage.entry(issuer).or_default();
+                    let u = usage.entry(issuing_account(&token, &claims)).or_default();
                     u.count += 1;
                     u.bytes += bytes.len();
                 }
@@ -249,9 +249,9 @@ impl Activations {
     /// Runs a store call on the blocking pool.
     async fn blocking<T: Send + 'static>(
         &self,
-        store: Arc<dyn JwtStore<ActivationId>>,
         f: impl FnOnce(&dyn JwtStore<ActivationId>) -> Result<T, StoreError> + Send + 'static,
     ) -> Result<T, ActivationError> {
+        let store = self.store.clone();
         Ok(tokio::task::spawn_blocking(move || f(store.as_ref()))
             .await
             .map_err(|e| ActivationError::Task(e.to_string()))??)

@@ -23,27 +23,18 @@ pub fn raise_open_files() -> std::io::Result<OpenFiles> {
     if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) } != 0 {
         return Err(std::io::Error::last_os_error());
     }
-    let before: u64 = limit.rlim_cur;
-    let hard: u64 = limit.rlim_max;
-    if limit.rlim_cur < limit.rlim_max {
-        let raised = libc::rlimit {
-            rlim_cur: limit.rlim_max,
-            rlim_max: limit.rlim_max,
-        };
-        // SAFETY: setrlimit only reads the struct.
-        if unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &raised) } != 0 {
-            return Ok(OpenFiles {
-                before,
-                now: before,
-                hard,
-            });
-        }
-    }
-    Ok(OpenFiles {
-        before,
-        now: hard.max(before),
-        hard,
-    })
+    let (before, hard): (u64, u64) = (limit.rlim_cur, limit.rlim_max);
+    let raised = libc::rlimit {
+        rlim_cur: limit.rlim_max,
+        rlim_max: limit.rlim_max,
+    };
+    // SAFETY: setrlimit only reads the struct.
+    let now = if before < hard && unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &raised) } == 0 {
+        hard
+    } else {
+        before
+    };
+    Ok(OpenFiles { before, now, hard })
 }
 
 /// Files kept for everything but HTTP connections (store files, NATS, logs, the listener):

@@ -373,7 +373,7 @@ impl Accounts {
     /// per [`NOTIFY_EVERY`] per account: unauthenticated GETs cannot flood NATS. Returns
     /// whether it was sent.
     pub fn notify_again(&self, key: &AccountKey, jwt: Bytes) -> bool {
-        let send = self.notifies.allow(key.as_str());
+        let send = self.may_notify_again(key.as_str());
         if send {
             self.notifier.account_updated(key, jwt);
         }

@@ -22,6 +22,8 @@ pub struct ConnectionLimits {
 /// One connection's state, shared between its task, its service and the [`Registry`].
 #[derive(Debug)]
 pub(crate) struct Conn {
+    /// The registry's epoch, which idle times count from.
+    epoch: Instant,
     /// Milliseconds since the registry's epoch at which the connection became idle, plus one;
     /// 0 while a request is being handled.
     idle_since: AtomicU64,
@@ -39,6 +41,16 @@ impl Conn {
         self.idle_since.store(0, Ordering::Relaxed);
         self.requests.fetch_add(1, Ordering::Relaxed) + 1
     }
+
+    /// The request was answered: the connection is idle from now.
+    pub(crate) fn request_done(&self) {
+        self.idle_since.store(stamp(self.epoch), Ordering::Relaxed);
+    }
+}
+
+/// Now, in milliseconds since `epoch`, plus one (0 means busy).
+fn stamp(epoch: Instant) -> u64 {
+    epoch.elapsed().as_millis() as u64 + 1
 }
 
 /// All open connections. Cheap on the request path: two atomic stores per request.
@@ -84,14 +96,11 @@ impl Registry {
         self.open.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    fn now_stamp(&self) -> u64 {
-        self.epoch.elapsed().as_millis() as u64 + 1
-    }
-
     /// Adds a connection that was just accepted (idle until its first request).
     pub(crate) fn register(self: &Arc<Self>) -> Registered {
         let conn = Arc::new(Conn {
-            idle_since: AtomicU64::new(self.now_stamp()),
+            epoch: self.epoch,
+            idle_since: AtomicU64::new(stamp(self.epoch)),
             requests: AtomicU64::new(0),
             closing: AtomicBool::new(false),
             close: Notify::new(),
@@ -103,11 +112,6 @@ impl Registry {
             id,
             conn,
         }
-    }
-
-    /// The request on `conn` was answered: it is idle from now.
-    pub(crate) fn request_done(&self, conn: &Conn) {
-        conn.idle_since.store(self.now_stamp(), Ordering::Relaxed);
     }
 
     /// Asks the longest-idle connection to close; returns `false` when none is idle.
@@ -192,15 +196,15 @@ mod tests {
         let r = registry.register();
         assert_eq!(r.conn.request_started(), 1);
         assert!(!registry.close_longest_idle());
-        registry.request_done(&r.conn);
+        r.conn.request_done();
         assert_eq!(r.conn.request_started(), 2);
         // A candidate that was used after the scan is skipped.
         let other = registry.register();
         std::thread::sleep(Duration::from_millis(5));
-        registry.request_done(&r.conn);
+        r.conn.request_done();
         *registry.candidates.lock().unwrap() = registry.longest_idle(2);
         other.conn.request_started();
-        registry.request_done(&other.conn);
+        other.conn.request_done();
         assert!(registry.close_longest_idle());
         assert!(r.conn.closing.load(Ordering::Relaxed));
         assert!(!other.conn.closing.load(Ordering::Relaxed));

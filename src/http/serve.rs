@@ -117,7 +117,6 @@ pub async fn serve(
             builder: builder.clone(),
             api: api.clone(),
             registered: registry.register(),
-            registry: registry.clone(),
             limits: options.limits,
             stop: stop_rx.clone(),
         };
@@ -187,7 +186,6 @@ const ROOM_WAIT: Duration = Duration::from_millis(100);
 struct Connection {
     builder: hyper::server::conn::http1::Builder,
     api: super::Api,
-    registry: Arc<Registry>,
     registered: Registered,
     limits: ConnectionLimits,
     stop: tokio::sync::watch::Receiver<bool>,
@@ -201,13 +199,9 @@ impl Connection {
         I: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
     {
         let conn = self.registered.conn.clone();
-        let (api, registry, max_requests) = (
-            self.api.clone(),
-            self.registry.clone(),
-            self.limits.max_requests,
-        );
+        let (api, max_requests) = (self.api.clone(), self.limits.max_requests);
         let service = hyper::service::service_fn(move |request| {
-            let (api, registry, conn) = (api.clone(), registry.clone(), conn.clone());
+            let (api, conn) = (api.clone(), conn.clone());
             async move {
                 let n = conn.request_started();
                 let mut response = api.handle(request).await;
@@ -216,7 +210,7 @@ impl Connection {
                         .headers_mut()
                         .insert(header::CONNECTION, HeaderValue::from_static("close"));
                 }
-                registry.request_done(&conn);
+                conn.request_done();
                 Ok::<_, std::convert::Infallible>(response)
             }
         });
