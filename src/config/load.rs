@@ -594,6 +594,24 @@ logging { colors: false, pid: yes }
             ("store { dir: \"~bob/x\" }", "store.dir"),
             ("maxclockskew: \"soon\"", "maxclockskew"),
             ("maxclockskew: -5", "maxclockskew"),
+            (
+                "http { maxconnectionrequests: -1 }",
+                "http.maxconnectionrequests",
+            ),
+            (
+                "http { maxconnectionage: \"forever\" }",
+                "http.maxconnectionage",
+            ),
+            ("http { listenbacklog: 0 }", "http.listenbacklog"),
+            ("activations: 3", "activations"),
+            (
+                "activations { maxperissuer: 0 }",
+                "activations.maxperissuer",
+            ),
+            (
+                "activations { maxbytesperissuer: \"lots\" }",
+                "activations.maxbytesperissuer",
+            ),
         ] {
             let text = load(src).unwrap_err().to_string();
             assert!(text.contains(&format!("{key:?}")), "{src} → {text}");
@@ -672,5 +690,29 @@ logging { colors: false, pid: yes }
             .unwrap_err()
             .to_string();
         assert!(e.contains("nats.tls"), "{e}");
+    }
+
+    #[test]
+    fn connection_bounds_and_activation_quota_are_read() {
+        let c = load(
+            "http { maxconnectionrequests: 5, maxconnectionage: \"2m\", listenbacklog: 4096 }\n\
+             activations { maxperissuer: 7, maxbytesperissuer: 1kb }",
+        )
+        .unwrap()
+        .config;
+        assert_eq!(c.http.max_connection_requests, 5);
+        assert_eq!(c.http.max_connection_age_ms, 120_000);
+        assert_eq!(c.http.listen_backlog, 4096);
+        assert_eq!(c.activations.max_per_issuer, 7);
+        assert_eq!(c.activations.max_bytes_per_issuer, 1024);
+        let d = Config::default();
+        assert_eq!(
+            (
+                d.http.max_connection_requests,
+                d.http.max_connection_age_ms,
+                d.http.listen_backlog
+            ),
+            (1000, 600_000, 1024)
+        );
     }
 }
