@@ -1,12 +1,11 @@
-//! The command line, as the Go server accepts it: single-dash long flags (`-hp`, `-dir`, `-DV`),
-//! `--flag` as well, `-flag=value` and `-flag value`, booleans as `-D` or `-D=false`, parsing
-//! that stops at the first argument that is not a flag. The arguments are first rewritten into
-//! the `--flag` form and then handed to clap, which also gives us `--help` and `--version`.
+//! The command line, read as Go's `flag` package reads it (spec §1.1): single- or double-dash
+//! flags (`-hp`, `--hp`), `-flag=value` and `-flag value`, booleans as `-D` or `-D=false`,
+//! parsing that stops at the first argument that is not a flag. As in Go, the last value of a
+//! repeated flag wins and an empty value (`-dir=`) leaves the setting unset. Help and errors
+//! spell the flags as they are written: `-c`, `-hp`, `-D`.
 
 use std::ffi::OsString;
 use std::path::PathBuf;
-
-use clap::{ArgAction, Parser};
 
 use crate::config::{expand_home, FlagOverrides};
 
@@ -17,130 +16,164 @@ pub struct Cli {
     pub config_file: Option<PathBuf>,
     /// Everything that overrides the config file.
     pub overrides: FlagOverrides,
-    /// `-dump`: log the effective configuration after start.
+    /// `-dump`: print the effective configuration (in the config syntax) after start.
     pub dump: bool,
+    /// `-lenient`: unknown config keys are warnings instead of errors.
+    pub lenient: bool,
     /// Arguments after the first non-flag argument, which the Go server ignored silently.
     pub ignored: Vec<String>,
 }
 
-/// A command-line problem, or a request for help/version text.
+/// A command-line problem, or a request for help or version text.
 #[derive(Debug, thiserror::Error)]
 pub enum CliError {
-    /// clap's own error (unknown flag, missing value) or `--help`/`--version` output.
-    #[error("{0}")]
-    Clap(#[from] clap::Error),
-    /// A flag value that cannot be used.
-    #[error("{0}")]
-    Invalid(String),
+    /// `-h`, `-help`: the usage text, on stdout, exit 0.
+    #[error("{}", usage())]
+    Help,
+    /// `-v`, `-version`: the version line, on stdout, exit 0.
+    #[error("{}", crate::version::long_version())]
+    Version,
+    /// A flag that is not defined, lacks its value or has a bad one: the reason, then the
+    /// usage, on stderr, exit 2 (as Go's `flag` package).
+    #[error("{0}\n{usage}", usage = usage())]
+    Usage(String),
 }
 
 impl CliError {
     /// Exit code: 0 for help and version, 2 for usage errors (as Go's `flag` package).
     pub fn exit_code(&self) -> i32 {
         match self {
-            CliError::Clap(e) if !e.use_stderr() => 0,
-            _ => 2,
+            CliError::Help | CliError::Version => 0,
+            CliError::Usage(_) => 2,
         }
     }
 
     /// Prints the message to the right stream (stdout for help/version, stderr otherwise).
     pub fn print(&self) {
         match self {
-            CliError::Clap(e) => {
-                let _ = e.print();
-            }
-            CliError::Invalid(msg) => eprintln!("{msg}"),
+            CliError::Help | CliError::Version => println!("{self}"),
+            CliError::Usage(_) => eprintln!("{self}"),
         }
     }
 }
 
-#[derive(Parser, Debug)]
-#[command(
-    name = "nats-account-server",
-    about = "Serves NATS account JWTs over HTTP for nats-server's URL resolver, stores pushed JWTs and notifies running servers.",
-    version,
-    disable_version_flag = true,
-    after_help = "Single-dash forms work too: -c nas.conf -hp 127.0.0.1:9090 -DV"
-)]
-struct Args {
-    /// Config file path; other flags take precedence over its values
-    #[arg(long = "c", value_name = "FILE")]
-    config: Option<PathBuf>,
-    /// Directory to store/host account JWTs in
-    #[arg(long = "dir", value_name = "DIR")]
-    dir: Option<PathBuf>,
-    /// Operator JWT path (overrides operatorjwtpath)
-    #[arg(long = "operator", value_name = "FILE")]
-    operator: Option<PathBuf>,
-    /// nsc operator folder to serve read-only
-    #[arg(long = "nsc", value_name = "DIR")]
-    nsc: Option<PathBuf>,
-    /// NATS server URL for notifications (replaces nats.servers)
-    #[arg(long = "nats", value_name = "URL")]
-    nats: Option<String>,
-    /// Creds file of a system-account user for the NATS connection
-    #[arg(long = "creds", value_name = "FILE")]
-    creds: Option<PathBuf>,
-    /// URL of the primary account server, http(s)://host:port/
-    #[arg(long = "primary", value_name = "URL")]
-    primary: Option<String>,
-    /// HTTP host:port to listen on (default localhost:9090)
-    #[arg(long = "hp", value_name = "HOST:PORT")]
-    hp: Option<String>,
-    /// Turn on debug logging
-    #[arg(long = "D", num_args = 0..=1, require_equals = true, default_missing_value = "true",
-          action = ArgAction::Set, value_parser = go_bool, default_value = "false")]
-    debug: bool,
-    /// Turn on trace logging
-    #[arg(long = "V", num_args = 0..=1, require_equals = true, default_missing_value = "true",
-          action = ArgAction::Set, value_parser = go_bool, default_value = "false")]
-    trace: bool,
-    /// Turn on debug and trace logging
-    #[arg(long = "DV", num_args = 0..=1, require_equals = true, default_missing_value = "true",
-          action = ArgAction::Set, value_parser = go_bool, default_value = "false")]
-    debug_trace: bool,
-    /// Read-only directory store (with -dir); file changes trigger NATS updates
-    #[arg(long = "ro", num_args = 0..=1, require_equals = true, default_missing_value = "true",
-          action = ArgAction::Set, value_parser = go_bool, default_value = "false")]
-    readonly: bool,
-    /// Log the effective configuration after start
-    #[arg(long = "dump", num_args = 0..=1, require_equals = true, default_missing_value = "true",
-          action = ArgAction::Set, value_parser = go_bool, default_value = "false")]
-    dump: bool,
-    /// Print the version and exit
-    #[arg(long = "version", action = ArgAction::Version)]
-    version: Option<bool>,
+/// What a flag takes.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    /// A value: `-c nas.conf`, `-c=nas.conf`.
+    Value,
+    /// A boolean: `-D`, `-D=false`.
+    Bool,
 }
 
-/// Flags that take a value (the next argument when no `=` is given).
-const VALUE_FLAGS: &[&str] = &[
-    "c", "dir", "operator", "nsc", "nats", "creds", "primary", "hp",
+/// One flag: its name, what it takes and its help sentence. Kept in Go's order for the usage
+/// text (sorted by name, upper case first).
+struct Flag {
+    name: &'static str,
+    kind: Kind,
+    help: &'static str,
+}
+
+const FLAGS: &[Flag] = &[
+    flag("D", Kind::Bool, "turn on debug logging"),
+    flag("DV", Kind::Bool, "turn on debug and trace logging"),
+    flag("V", Kind::Bool, "turn on trace logging"),
+    flag(
+        "c",
+        Kind::Value,
+        "config file path; the other flags take precedence over its values",
+    ),
+    flag(
+        "creds",
+        Kind::Value,
+        "creds file of a system-account user for the NATS connection",
+    ),
+    flag(
+        "dir",
+        Kind::Value,
+        "directory to store and serve account JWTs in",
+    ),
+    flag(
+        "dump",
+        Kind::Bool,
+        "print the effective configuration (in the config file syntax) on stdout after start",
+    ),
+    flag(
+        "hp",
+        Kind::Value,
+        "HTTP host:port to listen on (default localhost:9090)",
+    ),
+    flag(
+        "lenient",
+        Kind::Bool,
+        "ignore unknown config keys with a warning instead of refusing to start",
+    ),
+    flag(
+        "nats",
+        Kind::Value,
+        "NATS server URL for notifications (replaces nats.servers)",
+    ),
+    flag("nsc", Kind::Value, "nsc operator folder to serve read-only"),
+    flag(
+        "operator",
+        Kind::Value,
+        "operator JWT path (overrides operatorjwtpath)",
+    ),
+    flag(
+        "primary",
+        Kind::Value,
+        "URL of the primary account server, http(s)://host:port/",
+    ),
+    flag(
+        "ro",
+        Kind::Bool,
+        "with -dir: serve it read-only; file changes trigger NATS updates",
+    ),
 ];
 
+const fn flag(name: &'static str, kind: Kind, help: &'static str) -> Flag {
+    Flag { name, kind, help }
+}
+
+/// The usage text, in the layout of Go's `flag.PrintDefaults`.
+pub fn usage() -> String {
+    let mut out = String::from(
+        "Usage of nats-account-server:\n\
+         Serves NATS account JWTs over HTTP for nats-server's URL resolver, stores pushed JWTs\n\
+         and notifies running servers. Flags take one or two dashes; values as -c nas.conf or\n\
+         -c=nas.conf; booleans as -D or -D=false.\n",
+    );
+    for f in FLAGS {
+        match f.kind {
+            Kind::Bool => out.push_str(&format!("  -{}\n    \t{}\n", f.name, f.help)),
+            Kind::Value => out.push_str(&format!("  -{} string\n    \t{}\n", f.name, f.help)),
+        }
+    }
+    out.push_str("  -h, -help\n    \tprint this help and exit\n");
+    out.push_str("  -v, -version\n    \tprint the version, commit and build date and exit");
+    out
+}
+
 /// Go's `strconv.ParseBool`.
-fn go_bool(text: &str) -> Result<bool, String> {
+fn go_bool(text: &str) -> Option<bool> {
     match text {
-        "1" | "t" | "T" | "true" | "TRUE" | "True" => Ok(true),
-        "0" | "f" | "F" | "false" | "FALSE" | "False" => Ok(false),
-        _ => Err(format!("invalid boolean value {text:?}")),
+        "1" | "t" | "T" | "true" | "TRUE" | "True" => Some(true),
+        "0" | "f" | "F" | "false" | "FALSE" | "False" => Some(false),
+        _ => None,
     }
 }
 
-/// Rewrites Go-style arguments into clap's `--name` form. Returns the rewritten list and the
-/// arguments after the first non-flag argument (ignored, as Go's `flag` package does).
-fn normalize(args: Vec<OsString>) -> (Vec<OsString>, Vec<String>) {
-    let mut out = Vec::with_capacity(args.len());
-    let mut iter = args.into_iter();
-    if let Some(argv0) = iter.next() {
-        out.push(argv0);
-    }
+/// The last value given for each flag, by flag index.
+type Values = Vec<Option<OsString>>;
+
+/// Reads the flags as Go's `flag.Parse` does. Returns the values and the arguments after the
+/// first non-flag argument.
+fn read_flags(args: Vec<OsString>) -> Result<(Values, Vec<String>), CliError> {
+    let mut values: Values = vec![None; FLAGS.len()];
+    let mut iter = args.into_iter().skip(1);
     let mut ignored = Vec::new();
     while let Some(arg) = iter.next() {
-        let Some(text) = arg.to_str().map(str::to_string) else {
-            ignored.push(arg.to_string_lossy().into_owned());
-            ignored.extend(iter.by_ref().map(|a| a.to_string_lossy().into_owned()));
-            break;
-        };
+        let text = arg.to_string_lossy().into_owned();
         if text == "--" || !text.starts_with('-') || text == "-" {
             if text != "--" {
                 ignored.push(text);
@@ -148,27 +181,53 @@ fn normalize(args: Vec<OsString>) -> (Vec<OsString>, Vec<String>) {
             ignored.extend(iter.by_ref().map(|a| a.to_string_lossy().into_owned()));
             break;
         }
-        let body = text.trim_start_matches('-');
-        let (name, has_value) = match body.split_once('=') {
-            Some((n, _)) => (n, true),
-            None => (body, false),
-        };
-        let long = match name {
-            "h" | "help" => "--help".to_string(),
-            _ => format!("--{body}"),
-        };
-        out.push(OsString::from(long));
-        if !has_value && VALUE_FLAGS.contains(&name) {
-            // Go takes the next argument as the value whatever it looks like.
-            if let Some(value) = iter.next() {
-                let mut joined = OsString::from(format!("--{name}="));
-                joined.push(value);
-                out.pop();
-                out.push(joined);
-            }
+        let body = text.strip_prefix("--").unwrap_or(&text[1..]);
+        if body.is_empty() || body.starts_with('-') || body.starts_with('=') {
+            return Err(CliError::Usage(format!("bad flag syntax: {text}")));
         }
+        let (name, inline) = match body.split_once('=') {
+            Some((n, v)) => (n, Some(v)),
+            None => (body, None),
+        };
+        let Some(index) = FLAGS.iter().position(|f| f.name == name) else {
+            return match name {
+                "h" | "help" => Err(CliError::Help),
+                "v" | "version" => Err(CliError::Version),
+                _ => Err(CliError::Usage(format!(
+                    "flag provided but not defined: -{name}"
+                ))),
+            };
+        };
+        let value = match (FLAGS[index].kind, inline) {
+            (Kind::Bool, None) => OsString::from("true"),
+            (Kind::Bool, Some(v)) => {
+                go_bool(v).ok_or_else(|| {
+                    CliError::Usage(format!(
+                        "invalid boolean value {v:?} for -{name}: parse error"
+                    ))
+                })?;
+                OsString::from(v)
+            }
+            (Kind::Value, Some(_)) => value_after_equals(&arg),
+            // Go takes the next argument as the value whatever it looks like.
+            (Kind::Value, None) => iter
+                .next()
+                .ok_or_else(|| CliError::Usage(format!("flag needs an argument: -{name}")))?,
+        };
+        values[index] = Some(value);
     }
-    (out, ignored)
+    Ok((values, ignored))
+}
+
+/// The bytes after the first `=` of an argument, kept as an OS string (paths need not be UTF-8).
+fn value_after_equals(arg: &OsString) -> OsString {
+    use std::os::unix::ffi::{OsStrExt, OsStringExt};
+    let bytes = arg.as_bytes();
+    let at = bytes
+        .iter()
+        .position(|b| *b == b'=')
+        .map_or(bytes.len(), |i| i + 1);
+    OsString::from_vec(bytes[at..].to_vec())
 }
 
 /// Splits `host:port` as Go's `net.SplitHostPort` does (IPv6 hosts in brackets).
@@ -203,140 +262,44 @@ where
     I: IntoIterator<Item = T>,
     T: Into<OsString>,
 {
-    let (argv, ignored) = normalize(args.into_iter().map(Into::into).collect());
-    let args = Args::try_parse_from(argv)?;
-    let expand = |p: Option<PathBuf>| -> Result<Option<PathBuf>, CliError> {
-        p.filter(|p| !p.as_os_str().is_empty())
-            .map(|p| expand_home(&p).map_err(CliError::Invalid))
+    let (values, ignored) = read_flags(args.into_iter().map(Into::into).collect())?;
+    let get = |name: &str| {
+        FLAGS
+            .iter()
+            .position(|f| f.name == name)
+            .and_then(|i| values[i].clone())
+            .filter(|v| !v.is_empty())
+    };
+    let text = |name: &str| get(name).map(|v| v.to_string_lossy().into_owned());
+    let on = |name: &str| text(name).and_then(|v| go_bool(&v)).unwrap_or(false);
+    let path = |name: &str| -> Result<Option<PathBuf>, CliError> {
+        get(name)
+            .map(|p| expand_home(&PathBuf::from(p)).map_err(CliError::Usage))
             .transpose()
     };
-    let host_port = args
-        .hp
-        .as_deref()
-        .map(split_host_port)
+    let host_port = text("hp")
+        .map(|hp| split_host_port(&hp))
         .transpose()
-        .map_err(CliError::Invalid)?;
+        .map_err(CliError::Usage)?;
     Ok(Cli {
-        config_file: expand(args.config)?,
+        config_file: path("c")?,
         overrides: FlagOverrides {
-            dir: expand(args.dir)?,
-            operator: expand(args.operator)?,
-            nats: args.nats.filter(|s| !s.is_empty()),
-            creds: expand(args.creds)?,
-            primary: args.primary.filter(|s| !s.is_empty()),
+            dir: path("dir")?,
+            operator: path("operator")?,
+            nats: text("nats"),
+            creds: path("creds")?,
+            primary: text("primary"),
             host_port,
-            debug: args.debug || args.debug_trace,
-            trace: args.trace || args.debug_trace,
-            nsc: expand(args.nsc)?,
-            readonly: args.readonly,
+            debug: on("D") || on("DV"),
+            trace: on("V") || on("DV"),
+            nsc: path("nsc")?,
+            readonly: on("ro"),
         },
-        dump: args.dump,
+        dump: on("dump"),
+        lenient: on("lenient"),
         ignored,
     })
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn cli(args: &[&str]) -> Cli {
-        parse(std::iter::once("nas").chain(args.iter().copied())).unwrap()
-    }
-
-    #[test]
-    fn go_style_single_dash_flags() {
-        let c = cli(&[
-            "-c",
-            "nas.conf",
-            "-hp",
-            "127.0.0.1:9090",
-            "-DV",
-            "-dir",
-            "/d",
-        ]);
-        assert_eq!(c.config_file, Some(PathBuf::from("nas.conf")));
-        assert_eq!(c.overrides.host_port, Some(("127.0.0.1".into(), 9090)));
-        assert!(c.overrides.debug && c.overrides.trace);
-        assert_eq!(c.overrides.dir, Some(PathBuf::from("/d")));
-    }
-
-    #[test]
-    fn double_dash_and_equals_forms() {
-        let c = cli(&[
-            "--hp=[::1]:80",
-            "--c=x.conf",
-            "-D",
-            "-operator=/op.jwt",
-            "--nats",
-            "nats://h:1",
-        ]);
-        assert_eq!(c.overrides.host_port, Some(("::1".into(), 80)));
-        assert_eq!(c.config_file, Some(PathBuf::from("x.conf")));
-        assert!(c.overrides.debug && !c.overrides.trace);
-        assert_eq!(c.overrides.operator, Some(PathBuf::from("/op.jwt")));
-        assert_eq!(c.overrides.nats.as_deref(), Some("nats://h:1"));
-    }
-
-    #[test]
-    fn booleans_take_only_equals_values() {
-        let c = cli(&["-V=true", "-D=false", "-ro", "-dump=1"]);
-        assert!(c.overrides.trace && !c.overrides.debug && c.overrides.readonly && c.dump);
-        // `-D true`: "true" is the first non-flag argument, so parsing stops there.
-        let c = cli(&["-D", "true", "-V"]);
-        assert!(c.overrides.debug && !c.overrides.trace);
-        assert_eq!(c.ignored, ["true", "-V"]);
-    }
-
-    #[test]
-    fn value_flags_take_the_next_argument_verbatim() {
-        let c = cli(&["-creds", "-weird-name"]);
-        assert_eq!(c.overrides.creds, Some(PathBuf::from("-weird-name")));
-    }
-
-    #[test]
-    fn home_is_expanded_in_path_flags() {
-        let home = std::env::var("HOME").unwrap();
-        let c = cli(&[
-            "-c",
-            "~/nas.conf",
-            "-dir",
-            "~/jwt",
-            "-operator",
-            "~/op.jwt",
-            "-creds",
-            "~/s.creds",
-        ]);
-        assert_eq!(c.config_file, Some(PathBuf::from(&home).join("nas.conf")));
-        assert_eq!(c.overrides.dir, Some(PathBuf::from(&home).join("jwt")));
-        assert_eq!(
-            c.overrides.operator,
-            Some(PathBuf::from(&home).join("op.jwt"))
-        );
-        assert_eq!(
-            c.overrides.creds,
-            Some(PathBuf::from(&home).join("s.creds"))
-        );
-    }
-
-    #[test]
-    fn errors() {
-        let p = |a: &[&str]| parse(std::iter::once("nas").chain(a.iter().copied()));
-        assert_eq!(p(&["-nope"]).unwrap_err().exit_code(), 2);
-        assert_eq!(p(&["--help"]).unwrap_err().exit_code(), 0);
-        assert_eq!(p(&["-h"]).unwrap_err().exit_code(), 0);
-        assert_eq!(p(&["--version"]).unwrap_err().exit_code(), 0);
-        assert_eq!(p(&["-version"]).unwrap_err().exit_code(), 0);
-        for bad in ["localhost", "localhost:blam", "::1:80", "h:70000"] {
-            let e = p(&["-hp", bad]).unwrap_err();
-            assert_eq!(e.exit_code(), 2);
-            assert!(e.to_string().contains("hostport"), "{e}");
-        }
-        assert!(p(&["-D=maybe"]).is_err());
-        assert!(p(&["-dir", "~bob/x"]).is_err());
-    }
-
-    #[test]
-    fn empty_host_is_allowed() {
-        assert_eq!(split_host_port(":9090").unwrap(), (String::new(), 9090));
-    }
-}
+mod tests;

@@ -16,7 +16,12 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 fn effective_config(args: &Cli) -> Result<(Config, Vec<String>), config::ConfigError> {
     let (mut config, warnings) = match &args.config_file {
         Some(path) => {
-            let loaded = config::load_file(path)?;
+            let unknown = if args.lenient {
+                config::UnknownKeys::Warn
+            } else {
+                config::UnknownKeys::Refuse
+            };
+            let loaded = config::load_file(path, unknown)?;
             (loaded.config, loaded.warnings)
         }
         None => (Config::default(), Vec::new()),
@@ -76,7 +81,8 @@ async fn run(args: &Cli, config: &Config) -> Result<(), server::StartError> {
     use tokio::signal::unix::{signal, SignalKind};
     let mut running = server::start(config).await?;
     if args.dump {
-        tracing::info!("effective configuration: {config:#?}");
+        // On stdout, apart from the log: `-dump > effective.conf` gives a loadable file.
+        print!("{}", config::dump::to_conf(config));
     }
     let (Ok(mut int), Ok(mut term), Ok(mut hup)) = (
         signal(SignalKind::interrupt()),

@@ -25,32 +25,84 @@ fn help_and_version() {
         let (code, out, _) = run(&[flag]);
         assert_eq!(code, Some(0));
         for f in [
-            "--hp",
-            "--dir",
-            "--operator",
-            "--creds",
-            "--nats",
-            "--DV",
-            "--nsc",
-            "--ro",
-            "--primary",
+            "-hp string",
+            "-dir string",
+            "-operator string",
+            "-creds string",
+            "-nats string",
+            "-DV\n",
+            "-nsc string",
+            "-ro\n",
+            "-primary string",
+            "-lenient\n",
         ] {
-            assert!(out.contains(f), "{flag}: {f} missing in {out}");
+            assert!(
+                out.contains(&format!("  {f}")),
+                "{flag}: {f} missing in {out}"
+            );
         }
+        assert!(!out.contains("--hp"), "{out}");
     }
-    let (code, out, _) = run(&["--version"]);
-    assert_eq!(code, Some(0));
-    assert!(out.contains(env!("CARGO_PKG_VERSION")));
+    for flag in ["--version", "-version", "-v"] {
+        let (code, out, _) = run(&[flag]);
+        assert_eq!(code, Some(0), "{flag}");
+        assert!(out.contains(env!("CARGO_PKG_VERSION")), "{flag}: {out}");
+    }
 }
 
 #[test]
-fn usage_errors_exit_2() {
+fn usage_errors_exit_2_in_the_go_spelling() {
     let (code, _, err) = run(&["-nope"]);
     assert_eq!(code, Some(2));
-    assert!(err.contains("nope"), "{err}");
+    assert!(
+        err.starts_with("flag provided but not defined: -nope\n"),
+        "{err}"
+    );
+    let (code, _, err) = run(&["--x"]);
+    assert_eq!(code, Some(2));
+    assert!(
+        err.starts_with("flag provided but not defined: -x\n"),
+        "{err}"
+    );
+    assert!(!err.contains("'--x'"), "{err}");
     let (code, _, err) = run(&["-hp", "localhost"]);
     assert_eq!(code, Some(2));
     assert!(err.contains("missing port"), "{err}");
+}
+
+#[test]
+fn repeated_flags_take_the_last_value_and_empty_values_unset() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (a, b) = (tmp.path().join("a"), tmp.path().join("b"));
+    // Go: the last -dir wins, -DV twice is fine, `-hp=` unsets (then the file's port is used).
+    let conf = AccountServer::write_config(tmp.path(), "http { host: 127.0.0.1, port: 0 }\n");
+    let nas = AccountServer::start_args(&[
+        "-c",
+        conf.to_str().unwrap(),
+        "-hp=",
+        "-dir",
+        a.to_str().unwrap(),
+        "-dir",
+        b.to_str().unwrap(),
+        "-DV",
+        "-DV",
+        "-nats=",
+    ]);
+    assert_eq!(nas.get("/healthz").status, 200);
+    assert!(b.is_dir() && !a.exists());
+    // -DV (given twice) turned on trace lines.
+    assert_eq!(nas.get("/jwt/v1/accounts/").status, 200);
+    let line = nas
+        .logs
+        .wait_for("server sent resolver check", Duration::from_secs(5))
+        .expect("trace line");
+    assert!(line.contains("TRC"), "{line}");
+    // `-nats=` left nats.servers unset.
+    assert!(
+        nas.logs.text().contains("NATS is not configured"),
+        "{}",
+        nas.logs.text()
+    );
 }
 
 #[test]
@@ -128,16 +180,58 @@ fn config_errors_name_file_line_and_key_and_stop_the_start() {
 }
 
 #[test]
-fn unknown_keys_warn_and_ignored_keys_are_reported() {
+fn a_misspelled_key_stops_the_start_and_lenient_starts_the_same_file() {
     let tmp = tempfile::tempdir().unwrap();
-    let conf = format!(
-        "http {{ host: 127.0.0.1, port: 0 }}\nstore {{ dir: \"{}\", cleanupinterval: 1000 }}\nlogging {{ colors: false }}\ncolour: blue\n",
-        tmp.path().join("jwt").display()
+    let conf = AccountServer::write_config(
+        tmp.path(),
+        &format!(
+            "http {{ host: 127.0.0.1, port: 0 }}\nstor {{ dir: \"{}\" }}\nlogging {{ colors: false }}\n",
+            tmp.path().join("jwt").display()
+        ),
     );
-    let nas = AccountServer::start(tmp.path(), &conf);
+    let conf = conf.to_str().unwrap();
+    let (code, _, err) = run(&["-c", conf]);
+    assert_eq!(code, Some(1));
+    assert_eq!(
+        err.trim(),
+        format!(
+            "nats-account-server: config error: {conf}:2: unknown key \"stor\" (did you mean \"store\"?); \
+             start with -lenient or set \"strict: false\" to ignore unknown keys"
+        )
+    );
+    // The same file with the lenient switch: the key is ignored with a warning, as before.
+    let nas = AccountServer::start_args(&["-c", conf, "-lenient"]);
     let logs = nas.logs.text();
-    assert!(logs.contains("unknown config key \"colour\""), "{logs}");
-    assert!(logs.contains("nas.conf:4"), "{logs}");
+    assert!(logs.contains("[WRN]"), "{logs}");
+    assert!(
+        logs.contains(&format!(
+            "{conf}:2: unknown key \"stor\" (did you mean \"store\"?) is ignored"
+        )),
+        "{logs}"
+    );
+    assert!(logs.contains("in-memory store"), "{logs}");
+    drop(nas);
+
+    // `store { dri: ... }`, and `strict: false` in the file doing what -lenient does.
+    std::fs::write(
+        conf,
+        "http { host: 127.0.0.1, port: 0 }\nstore {\n  dri: /tmp/x\n  cleanupinterval: 1000\n}\n",
+    )
+    .unwrap();
+    let (code, _, err) = run(&["-c", conf]);
+    assert_eq!(code, Some(1));
+    assert!(
+        err.contains(&format!(
+            "{conf}:3: unknown key \"store.dri\" (did you mean \"dir\"?)"
+        )),
+        "{err}"
+    );
+    let mut text = std::fs::read_to_string(conf).unwrap();
+    text.push_str("strict: false\n");
+    std::fs::write(conf, text).unwrap();
+    let nas = AccountServer::start_args(&["-c", conf]);
+    let logs = nas.logs.text();
+    assert!(logs.contains("unknown key \"store.dri\""), "{logs}");
     assert!(
         logs.contains("store.cleanupinterval is ignored: this server never deletes expired JWTs"),
         "{logs}"
@@ -256,7 +350,7 @@ fn shipped_sample_configs_load() {
         {
             continue; // nats-server's own config, not ours
         }
-        let loaded = nats_account_server::config::load_file(&path)
+        let loaded = nats_account_server::config::load_file(&path, Default::default())
             .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
         assert!(
             loaded.warnings.is_empty(),
@@ -267,31 +361,86 @@ fn shipped_sample_configs_load() {
         n += 1;
     }
     assert!(n >= 3);
-    let seed = nats_account_server::config::load_file(&dir.join("nas.conf"))
+    let seed = nats_account_server::config::load_file(&dir.join("nas.conf"), Default::default())
         .unwrap()
         .config;
     assert!(seed.store.shard);
     assert_eq!(seed.nats.servers.len(), 2);
 }
 
+/// Starts the server with `args` and stdout to a file, waits (bounded) until the dump on stdout
+/// is complete, stops the server by its handle and returns the dump.
+fn dump_of(args: &[&str], out: &std::path::Path) -> String {
+    let mut child = Command::new(AccountServer::binary())
+        .args(args)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::fs::File::create(out).unwrap())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    let mut text = String::new();
+    while std::time::Instant::now() < deadline {
+        text = std::fs::read_to_string(out).unwrap_or_default();
+        if text.contains("nats {") && text.ends_with("}\n") {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    text
+}
+
 #[test]
-fn dump_prints_the_effective_configuration() {
+fn dump_prints_a_config_file_that_loads_back_to_the_effective_configuration() {
+    use nats_account_server::config::{load_file, UnknownKeys};
     let tmp = tempfile::tempdir().unwrap();
-    let nas = AccountServer::start_args(&[
+    let conf = AccountServer::write_config(
+        tmp.path(),
+        &format!(
+            "operator_jwt_path: \"{}\"\nhttp {{ host: 127.0.0.1, port: 0, maxbodysize: 64kb }}\n\
+             store {{ dir: \"{}\", shard: true, filemode: \"0600\" }}\nlogging {{ colors: false }}\n\
+             nats {{ servers: [\"nats://127.0.0.1:1\"], name: \"nas \\\"one\\\"\" }}\nmaxclockskew: \"2m\"\n",
+            fixtures().join("operator.jwt").display(),
+            tmp.path().join("jwt").display()
+        ),
+    );
+    let args = [
+        "-c",
+        conf.to_str().unwrap(),
         "-hp",
         "127.0.0.1:0",
-        "-dir",
-        tmp.path().join("d").to_str().unwrap(),
+        "-D",
         "-dump",
-    ]);
-    let line = nas
-        .logs
-        .wait_for("effective configuration", Duration::from_secs(5))
-        .expect("dump line");
-    assert!(line.contains("effective configuration"));
+    ];
+    let text = dump_of(&args, &tmp.path().join("dump.conf"));
     assert!(
-        nas.logs.text().contains("max_body_bytes: 1048576"),
-        "{}",
-        nas.logs.text()
+        text.contains("store {") && !text.contains("Config {"),
+        "{text}"
     );
+
+    // What the server runs with: the file with the flags applied.
+    let mut effective = load_file(&conf, UnknownKeys::Refuse).unwrap().config;
+    effective.apply_flags(
+        &nats_account_server::cli::parse(["nas"].iter().chain(&args))
+            .unwrap()
+            .overrides,
+    );
+    let loaded = load_file(&tmp.path().join("dump.conf"), UnknownKeys::Refuse).unwrap();
+    assert!(loaded.warnings.is_empty(), "{:?}", loaded.warnings);
+    assert_eq!(loaded.config, effective, "{text}");
+    assert!(loaded.config.logging.debug && loaded.config.store.shard);
+    assert_eq!(loaded.config.nats.name, "nas \"one\"");
+
+    // The dump is a fixed point: started from it, the server dumps the same text.
+    let again = dump_of(
+        &[
+            "-c",
+            tmp.path().join("dump.conf").to_str().unwrap(),
+            "-dump",
+        ],
+        &tmp.path().join("dump2.conf"),
+    );
+    assert_eq!(again, text);
 }

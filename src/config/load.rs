@@ -1,12 +1,15 @@
 //! Maps a parsed config tree onto [`Config`]: keys are matched case-insensitively with `_` and
 //! `-` ignored (so `OperatorJWTPath`, `operatorjwtpath` and `operator_jwt_path` are one key),
 //! values are converted as the Go server does (`"9090"` is a fine port, `"true"` a fine bool),
-//! unknown keys become warnings, and every error names the file, the line and the key.
+//! unknown keys stop the start (or become warnings when asked), and every error names the file,
+//! the line and the key.
 
 use std::path::{Path, PathBuf};
 
-use super::natsconf::{self, Map, Node, ParseError, Position, Value};
-use super::{expand_home, Config, TlsConfig};
+use super::keys::{self, normalize};
+use super::natsconf::{self, Map, Node, ParseError, Value};
+use super::values::*;
+use super::{Config, TlsConfig};
 
 /// Why a config file could not be turned into a [`Config`].
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -26,6 +29,41 @@ pub enum ConfigError {
         /// What is wrong.
         message: String,
     },
+    /// A key that is not a setting (nats-server refuses unknown fields too): most often a typo,
+    /// which would otherwise silently fall back to a default such as the memory store.
+    #[error(
+        "config error: {}:{line}: unknown key {key:?}{}; start with -lenient or set \"strict: false\" to ignore unknown keys",
+        file.display(),
+        did_you_mean(suggestion)
+    )]
+    UnknownKey {
+        /// File holding the key.
+        file: PathBuf,
+        /// 1-based line of the key.
+        line: usize,
+        /// Dotted path of the key as written, e.g. `store.dri`.
+        key: String,
+        /// The known key it is probably meant to be.
+        suggestion: Option<String>,
+    },
+}
+
+/// ` (did you mean "store"?)`, or nothing without a suggestion.
+fn did_you_mean(suggestion: &Option<String>) -> String {
+    suggestion
+        .as_ref()
+        .map(|s| format!(" (did you mean {s:?}?)"))
+        .unwrap_or_default()
+}
+
+/// What an unknown key does to the load.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum UnknownKeys {
+    /// Stop with [`ConfigError::UnknownKey`] (the default, as nats-server).
+    #[default]
+    Refuse,
+    /// Ignore it with a warning (`-lenient`, or `strict: false` in the file).
+    Warn,
 }
 
 /// A loaded configuration and the warnings found on the way (unknown keys...).
@@ -38,7 +76,7 @@ pub struct Loaded {
 }
 
 /// Reads a config file: TOML when the name ends in `.toml`, otherwise the nats-server format.
-pub fn load_file(path: &Path) -> Result<Loaded, ConfigError> {
+pub fn load_file(path: &Path, unknown: UnknownKeys) -> Result<Loaded, ConfigError> {
     let is_toml = path
         .extension()
         .and_then(|e| e.to_str())
@@ -48,16 +86,23 @@ pub fn load_file(path: &Path) -> Result<Loaded, ConfigError> {
     } else {
         natsconf::parse_file(path)?
     };
-    from_map(&map)
+    from_map(&map, unknown)
 }
 
-/// Builds a [`Config`] from an already parsed tree.
-pub fn from_map(map: &Map) -> Result<Loaded, ConfigError> {
+/// Builds a [`Config`] from an already parsed tree. A top-level `strict: false` turns unknown
+/// keys into warnings whatever `unknown` says.
+pub fn from_map(map: &Map, unknown: UnknownKeys) -> Result<Loaded, ConfigError> {
     let mut config = Config::default();
     let mut warnings = Vec::new();
     let mut cx = Cx {
         warnings: &mut warnings,
+        unknown,
     };
+    for (key, node) in map {
+        if normalize(key) == "strict" && !boolean(key, node)? {
+            cx.unknown = UnknownKeys::Warn;
+        }
+    }
     for (key, node) in map {
         let path = key.clone();
         match normalize(key).as_str() {
@@ -71,7 +116,7 @@ pub fn from_map(map: &Map) -> Result<Loaded, ConfigError> {
                         "trace" => l.trace = boolean(&p, n)?,
                         "colors" => l.colors = boolean(&p, n)?,
                         "pid" => l.pid = boolean(&p, n)?,
-                        _ => cx.unknown(&p, n),
+                        _ => cx.unknown(&p, n, keys::LOGGING)?,
                     }
                 }
             }
@@ -88,7 +133,7 @@ pub fn from_map(map: &Map) -> Result<Loaded, ConfigError> {
                         "usercredentials" => c.user_credentials = Some(path_value(&p, n)?),
                         "name" => c.name = string(&p, n)?,
                         "syncinterval" => c.sync_interval_ms = millis(&p, n)?.max(1),
-                        _ => cx.unknown(&p, n),
+                        _ => cx.unknown(&p, n, keys::NATS)?,
                     }
                 }
             }
@@ -119,7 +164,7 @@ pub fn from_map(map: &Map) -> Result<Loaded, ConfigError> {
                             c.listen_backlog = u32::try_from(positive(&p, n)?).unwrap_or(u32::MAX)
                         }
                         "metrics" => c.metrics = boolean(&p, n)?,
-                        _ => cx.unknown(&p, n),
+                        _ => cx.unknown(&p, n, keys::HTTP)?,
                     }
                 }
             }
@@ -137,7 +182,7 @@ pub fn from_map(map: &Map) -> Result<Loaded, ConfigError> {
                         "allowdelete" => c.allow_delete = boolean(&p, n)?,
                         "filemode" => c.file_mode = Some(mode(&p, n, 0o600, "read and write")?),
                         "dirmode" => c.dir_mode = Some(mode(&p, n, 0o700, "full")?),
-                        _ => cx.unknown(&p, n),
+                        _ => cx.unknown(&p, n, keys::STORE)?,
                     }
                 }
             }
@@ -148,7 +193,7 @@ pub fn from_map(map: &Map) -> Result<Loaded, ConfigError> {
                     match normalize(k).as_str() {
                         "maxperissuer" => c.max_per_issuer = positive(&p, n)?,
                         "maxbytesperissuer" => c.max_bytes_per_issuer = positive(&p, n)?,
-                        _ => cx.unknown(&p, n),
+                        _ => cx.unknown(&p, n, keys::ACTIVATIONS)?,
                     }
                 }
             }
@@ -163,32 +208,43 @@ pub fn from_map(map: &Map) -> Result<Loaded, ConfigError> {
             "signrequestsubject" => config.sign_request_subject = Some(string(&path, node)?),
             "signrequesttimeout" => config.sign_request_timeout_ms = unsigned(&path, node)?,
             "maxclockskew" => config.max_clock_skew_secs = seconds(&path, node)?,
-            _ => cx.unknown(&path, node),
+            "strict" => {}
+            _ => cx.unknown(&path, node, keys::TOP)?,
         }
     }
     Ok(Loaded { config, warnings })
 }
 
-/// Lower-cases a key and drops `_` and `-`, the spelling-insensitive form keys are matched in.
-fn normalize(key: &str) -> String {
-    key.chars()
-        .filter(|c| *c != '_' && *c != '-')
-        .map(|c| c.to_ascii_lowercase())
-        .collect()
-}
-
 /// Collects warnings while walking the tree.
 struct Cx<'a> {
     warnings: &'a mut Vec<String>,
+    unknown: UnknownKeys,
 }
 
 impl Cx<'_> {
-    fn unknown(&mut self, key: &str, node: &Node) {
-        self.warnings.push(format!(
-            "{}:{}: unknown config key {key:?} is ignored",
-            node.pos.file.display(),
-            node.pos.line
-        ));
+    /// An unknown key at dotted path `key` of a block whose keys are `known`: an error, or a
+    /// warning when unknown keys are allowed. Keys used as `$variables` are not settings.
+    fn unknown(&mut self, key: &str, node: &Node, known: &[&str]) -> Result<(), ConfigError> {
+        if node.referenced {
+            return Ok(());
+        }
+        let name = key.rsplit('.').next().unwrap_or(key);
+        let suggestion = keys::suggest(name, known, !key.contains('.'));
+        let (file, line) = (node.pos.file.as_ref().clone(), node.pos.line);
+        if self.unknown == UnknownKeys::Warn {
+            self.warnings.push(format!(
+                "{}:{line}: unknown key {key:?}{} is ignored",
+                file.display(),
+                did_you_mean(&suggestion)
+            ));
+            return Ok(());
+        }
+        Err(ConfigError::UnknownKey {
+            file,
+            line,
+            key: key.to_string(),
+            suggestion,
+        })
     }
 
     fn block<'n>(&mut self, key: &str, node: &'n Node) -> Result<&'n Map, ConfigError> {
@@ -211,216 +267,10 @@ impl Cx<'_> {
                 "cert" | "certfile" => tls.cert = Some(path_value(&p, n)?),
                 "key" | "keyfile" => tls.key = Some(path_value(&p, n)?),
                 "handshakefirst" => tls.handshake_first = boolean(&p, n)?,
-                _ => self.unknown(&p, n),
+                _ => self.unknown(&p, n, keys::TLS)?,
             }
         }
         Ok(tls)
-    }
-}
-
-fn value_error(key: &str, pos: &Position, message: String) -> ConfigError {
-    ConfigError::Value {
-        file: pos.file.as_ref().clone(),
-        line: pos.line,
-        key: key.to_string(),
-        message,
-    }
-}
-
-fn describe(value: &Value) -> String {
-    match value {
-        Value::String(s) => format!("string {s:?}"),
-        Value::Integer(i) => format!("integer {i}"),
-        Value::Float(f) => format!("number {f}"),
-        Value::Bool(b) => format!("boolean {b}"),
-        Value::DateTime(d) => format!("datetime {d}"),
-        Value::Array(_) => "an array".into(),
-        Value::Map(_) => "a block".into(),
-    }
-}
-
-fn boolean(key: &str, node: &Node) -> Result<bool, ConfigError> {
-    match &node.value {
-        Value::Bool(b) => Ok(*b),
-        Value::String(s) => match s.to_ascii_lowercase().as_str() {
-            "true" | "yes" | "on" => Ok(true),
-            "false" | "no" | "off" => Ok(false),
-            _ => Err(value_error(
-                key,
-                &node.pos,
-                format!("expected true or false, found string {s:?}"),
-            )),
-        },
-        other => Err(value_error(
-            key,
-            &node.pos,
-            format!("expected true or false, found {}", describe(other)),
-        )),
-    }
-}
-
-fn integer(key: &str, node: &Node) -> Result<i64, ConfigError> {
-    match &node.value {
-        Value::Integer(i) => Ok(*i),
-        Value::String(s) => s.trim().parse::<i64>().map_err(|_| {
-            value_error(
-                key,
-                &node.pos,
-                format!("expected an integer, found string {s:?}"),
-            )
-        }),
-        other => Err(value_error(
-            key,
-            &node.pos,
-            format!("expected an integer, found {}", describe(other)),
-        )),
-    }
-}
-
-fn unsigned(key: &str, node: &Node) -> Result<u64, ConfigError> {
-    let i = integer(key, node)?;
-    u64::try_from(i).map_err(|_| {
-        value_error(
-            key,
-            &node.pos,
-            format!("expected a number of 0 or more, found {i}"),
-        )
-    })
-}
-
-/// Seconds: an integer, or a string of digits with a unit `s`, `m` or `h` (`"5m"`).
-fn seconds(key: &str, node: &Node) -> Result<u64, ConfigError> {
-    let units = [("", 1), ("s", 1), ("m", 60), ("h", 3600)];
-    duration(key, node, &units, "seconds or a duration like \"5m\"")
-}
-
-/// Milliseconds: an integer, or a string of digits with a unit `ms`, `s`, `m` or `h` (`"2m"`).
-fn millis(key: &str, node: &Node) -> Result<u64, ConfigError> {
-    let units = [
-        ("", 1),
-        ("ms", 1),
-        ("s", 1000),
-        ("m", 60_000),
-        ("h", 3_600_000),
-    ];
-    duration(key, node, &units, "milliseconds or a duration like \"2m\"")
-}
-
-/// A count of some unit: an integer, or a string of digits followed by one of `units` (the
-/// suffix and how many units it stands for); `expected` names the forms in the error.
-fn duration(
-    key: &str,
-    node: &Node,
-    units: &[(&str, u64)],
-    expected: &str,
-) -> Result<u64, ConfigError> {
-    let Value::String(s) = &node.value else {
-        return unsigned(key, node);
-    };
-    let text = s.trim();
-    let split = text
-        .find(|c: char| !c.is_ascii_digit())
-        .unwrap_or(text.len());
-    let (digits, unit) = text.split_at(split);
-    let scale = units.iter().find(|(u, _)| *u == unit).map(|(_, n)| *n);
-    match (scale, digits.parse::<u64>()) {
-        (Some(scale), Ok(n)) => Ok(n.saturating_mul(scale)),
-        _ => Err(value_error(
-            key,
-            &node.pos,
-            format!("expected {expected}, found string {s:?}"),
-        )),
-    }
-}
-
-fn positive(key: &str, node: &Node) -> Result<usize, ConfigError> {
-    let i = integer(key, node)?;
-    usize::try_from(i).ok().filter(|v| *v > 0).ok_or_else(|| {
-        value_error(
-            key,
-            &node.pos,
-            format!("expected a number above 0, found {i}"),
-        )
-    })
-}
-
-fn port(key: &str, node: &Node) -> Result<u16, ConfigError> {
-    let i = integer(key, node)?;
-    u16::try_from(i).map_err(|_| {
-        value_error(
-            key,
-            &node.pos,
-            format!("expected a port between 0 and 65535, found {i}"),
-        )
-    })
-}
-
-/// Permission bits in octal digits, at most `0777`: a string (`"0640"`) or an integer written
-/// in octal digits (`0640` or `640`; the syntax reads either as the integer 640). The bits of
-/// `owner_needs` must be set: the server must be able to use what it creates (`owner_access`
-/// says what they are in the error).
-fn mode(key: &str, node: &Node, owner_needs: u32, owner_access: &str) -> Result<u32, ConfigError> {
-    let text = match &node.value {
-        Value::String(s) => s.trim().to_string(),
-        Value::Integer(i) => i.to_string(),
-        _ => String::new(),
-    };
-    let octal = !text.is_empty() && text.bytes().all(|b| (b'0'..=b'7').contains(&b));
-    let Some(bits) = u32::from_str_radix(&text, 8)
-        .ok()
-        .filter(|m| octal && *m <= 0o777)
-    else {
-        return Err(value_error(
-            key,
-            &node.pos,
-            format!(
-                "expected a mode in octal digits from 0 to 0777, like \"0640\", found {}",
-                describe(&node.value)
-            ),
-        ));
-    };
-    if bits & owner_needs != owner_needs {
-        return Err(value_error(
-            key,
-            &node.pos,
-            format!(
-                "mode {bits:04o} must give the owner {owner_access} access ({owner_needs:04o})"
-            ),
-        ));
-    }
-    Ok(bits)
-}
-
-fn string(key: &str, node: &Node) -> Result<String, ConfigError> {
-    match &node.value {
-        Value::String(s) => Ok(s.clone()),
-        other => Err(value_error(
-            key,
-            &node.pos,
-            format!(
-                "expected a string, found {} (quote it if it is meant as text)",
-                describe(other)
-            ),
-        )),
-    }
-}
-
-fn path_value(key: &str, node: &Node) -> Result<PathBuf, ConfigError> {
-    let text = string(key, node)?;
-    if text.is_empty() {
-        return Err(value_error(
-            key,
-            &node.pos,
-            "expected a path, found \"\"".into(),
-        ));
-    }
-    expand_home(Path::new(&text)).map_err(|e| value_error(key, &node.pos, e))
-}
-
-fn strings(key: &str, node: &Node) -> Result<Vec<String>, ConfigError> {
-    match &node.value {
-        Value::Array(items) => items.iter().map(|n| string(key, n)).collect(),
-        _ => Ok(vec![string(key, node)?]),
     }
 }
 
@@ -430,7 +280,12 @@ mod tests {
 
     fn load(text: &str) -> Result<Loaded, ConfigError> {
         let map = natsconf::parse_str(text, Path::new("/cfg/nas.conf"), &|_| None)?;
-        from_map(&map)
+        from_map(&map, UnknownKeys::Refuse)
+    }
+
+    fn load_lenient(text: &str) -> Result<Loaded, ConfigError> {
+        let map = natsconf::parse_str(text, Path::new("/cfg/nas.conf"), &|_| None)?;
+        from_map(&map, UnknownKeys::Warn)
     }
 
     #[test]
@@ -563,16 +418,122 @@ logging { colors: false, pid: yes }
     }
 
     #[test]
-    fn unknown_keys_are_warnings_naming_the_key_and_line() {
-        let loaded = load("http {\n  port: 1\n  prot: 2\n}\nfoo: bar\n").unwrap();
+    fn unknown_keys_stop_the_load_naming_file_line_key_and_suggestion() {
+        for (src, key, line, hint) in [
+            (
+                "http {\n  port: 1\n  prot: 2\n}\n",
+                "http.prot",
+                3,
+                Some("port"),
+            ),
+            ("stor { dir: /x }", "stor", 1, Some("store")),
+            ("store {\n dri: /x }", "store.dri", 2, Some("dir")),
+            ("dir: /x", "dir", 1, Some("store { dir: ... }")),
+            ("nats { tls { kye: /k } }", "nats.tls.kye", 1, Some("key")),
+            ("colour: blue", "colour", 1, None),
+        ] {
+            let err = load(src).unwrap_err();
+            let ConfigError::UnknownKey {
+                file,
+                line: l,
+                key: k,
+                suggestion,
+            } = &err
+            else {
+                panic!("{src}: {err}");
+            };
+            assert_eq!(
+                (file.to_str(), *l, k.as_str()),
+                (Some("/cfg/nas.conf"), line, key)
+            );
+            assert_eq!(suggestion.as_deref(), hint, "{src}");
+            let text = err.to_string();
+            assert!(
+                text.contains(&format!("/cfg/nas.conf:{line}: unknown key {key:?}")),
+                "{text}"
+            );
+            assert!(
+                text.contains("-lenient") && text.contains("strict: false"),
+                "{text}"
+            );
+            if let Some(hint) = hint {
+                assert!(
+                    text.contains(&format!("(did you mean {hint:?}?)")),
+                    "{text}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn lenient_loads_and_strict_false_turn_unknown_keys_into_warnings() {
+        let src = "http {\n  port: 1\n  prot: 2\n}\nfoo: bar\n";
+        let loaded = load_lenient(src).unwrap();
+        assert_eq!(loaded.config.http.port, 1);
         assert_eq!(loaded.warnings.len(), 2);
         assert!(
             loaded.warnings[0].contains("/cfg/nas.conf:3"),
             "{:?}",
             loaded.warnings
         );
-        assert!(loaded.warnings[0].contains("\"http.prot\""));
+        assert!(loaded.warnings[0].contains("\"http.prot\" (did you mean \"port\"?) is ignored"));
         assert!(loaded.warnings[1].contains(":5:") && loaded.warnings[1].contains("\"foo\""));
+        // The file can say it itself, before or after the unknown keys.
+        for src in ["strict: false\nfoo: bar\n", "foo: bar\nStrict = no\n"] {
+            assert_eq!(load(src).unwrap().warnings.len(), 1, "{src}");
+        }
+        assert!(load("strict: true\nfoo: bar\n").is_err());
+        assert!(load("strict: maybe\n").is_err());
+    }
+
+    #[test]
+    fn keys_used_as_variables_are_not_unknown() {
+        let loaded = load("STORE_DIR: /var/lib/nas\nstore { dir: $STORE_DIR }\n").unwrap();
+        assert_eq!(loaded.config.store.dir, Some(PathBuf::from("/var/lib/nas")));
+        assert!(loaded.warnings.is_empty());
+        // Defined but never used: a typo as any other.
+        assert!(load("STORE_DIR: /var/lib/nas\n").is_err());
+    }
+
+    #[test]
+    fn every_listed_key_is_read() {
+        let blocks = [
+            ("logging", keys::LOGGING, "true"),
+            ("activations", keys::ACTIVATIONS, "1"),
+        ];
+        for (block, names, value) in blocks {
+            for name in names {
+                let src = format!("{block} {{ {name}: {value} }}");
+                load(&src).unwrap_or_else(|e| panic!("{src}: {e}"));
+            }
+        }
+        for name in keys::TLS {
+            let value = if *name == "handshakefirst" {
+                "true"
+            } else {
+                "/f"
+            };
+            load(&format!("nats {{ tls {{ {name}: {value} }} }}")).unwrap();
+        }
+        // Keys of the other blocks take values of several kinds: an unknown key is the one error
+        // that names "unknown key", so any other outcome shows the key is read.
+        for (block, names) in [
+            ("nats", keys::NATS),
+            ("http", keys::HTTP),
+            ("store", keys::STORE),
+        ] {
+            for name in names {
+                let src = format!("{block} {{ {name}: 1 }}");
+                if let Err(ConfigError::UnknownKey { .. }) = load(&src) {
+                    panic!("{src} is listed but not read");
+                }
+            }
+        }
+        for name in keys::TOP {
+            if let Err(ConfigError::UnknownKey { .. }) = load(&format!("{name}: 1")) {
+                panic!("{name} is listed but not read");
+            }
+        }
     }
 
     #[test]

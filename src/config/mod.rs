@@ -1,12 +1,15 @@
 //! The server configuration: typed settings with the Go server's defaults (spec §2.3), loading
 //! from a nats-server style file (or TOML), and the command-line overrides applied on top.
 
+pub mod dump;
+pub mod keys;
 pub mod load;
 pub mod natsconf;
+mod values;
 
 use std::path::{Path, PathBuf};
 
-pub use load::{load_file, ConfigError, Loaded};
+pub use load::{load_file, ConfigError, Loaded, UnknownKeys};
 
 /// Everything the server needs to run, after the config file and flags were applied.
 #[derive(Debug, Clone, PartialEq)]

@@ -45,6 +45,9 @@ pub struct Node {
     pub value: Value,
     /// Where it was written.
     pub pos: Position,
+    /// Whether a `$NAME` reference used this entry as a variable: such keys define values for
+    /// other keys, so they are not unknown settings.
+    pub referenced: bool,
 }
 
 /// The entries of a block in file order. Keys keep the case they were written in.
@@ -319,7 +322,14 @@ impl<'a> Parser<'a> {
             line: key_line,
         };
         let value = self.parse_value()?;
-        self.insert(key, Node { value, pos });
+        self.insert(
+            key,
+            Node {
+                value,
+                pos,
+                referenced: false,
+            },
+        );
         Ok(())
     }
 
@@ -461,7 +471,11 @@ impl<'a> Parser<'a> {
                 Some(_) => {
                     let pos = self.here();
                     let value = self.parse_value()?;
-                    items.push(Node { value, pos });
+                    items.push(Node {
+                        value,
+                        pos,
+                        referenced: false,
+                    });
                 }
             }
         }
@@ -549,13 +563,17 @@ impl<'a> Parser<'a> {
         }
     }
 
-    fn lookup(&self, name: &str) -> Option<Value> {
-        self.scopes
-            .iter()
+    /// The value of the variable `name` from the innermost block defining it; marks that entry
+    /// as referenced.
+    fn lookup(&mut self, name: &str) -> Option<Value> {
+        let (_, node) = self
+            .scopes
+            .iter_mut()
             .rev()
-            .flat_map(|scope| scope.iter().rev())
-            .find(|(k, _)| k == name)
-            .map(|(_, n)| n.value.clone())
+            .flat_map(|scope| scope.iter_mut().rev())
+            .find(|(k, _)| k == name)?;
+        node.referenced = true;
+        Some(node.value.clone())
     }
 
     fn classify(&mut self, token: &str, line: usize) -> Result<Value, ParseError> {
@@ -735,6 +753,7 @@ pub fn parse_toml_str(text: &str, origin: &Path) -> Result<Map, ParseError> {
                                 file: file.clone(),
                                 line: l,
                             },
+                            referenced: false,
                         })
                     })
                     .collect::<Result<_, ParseError>>()?,
@@ -759,6 +778,7 @@ pub fn parse_toml_str(text: &str, origin: &Path) -> Result<Map, ParseError> {
                         file: file.clone(),
                         line,
                     },
+                    referenced: false,
                 },
             ));
         }
