@@ -4,7 +4,7 @@
 //! the listener, and stops gracefully.
 
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
@@ -22,7 +22,7 @@ use crate::notify::nats::{self, NatsSetupError};
 use crate::notify::Notifier;
 use crate::replica::{self, Primary};
 use crate::store::dir::{Modes, DEFAULT_DIR_MODE, DEFAULT_FILE_MODE};
-use crate::store::{watch, DirStore, JwtStore, MemoryStore, NscStore, StoreError};
+use crate::store::{watch, DirStore, JwtStore, MemoryStore, NscStore, StoreError, WithFallback};
 use crate::tls::{self, TlsError};
 use crate::trust::{Trust, TrustError};
 
@@ -107,6 +107,25 @@ struct Stores {
     cacheable: Option<PathBuf>,
 }
 
+/// The activation store `main`, also reading the tokens the Go v0.8 server wrote into the
+/// account store `dir` (`<dir>/==/<hash>.jwt` when sharded: the last two characters of a hash
+/// id are `==`; `<dir>/<hash>.jwt` when flat). New tokens go to `main` only.
+fn with_v08_activations(
+    main: Arc<dyn JwtStore<ActivationId>>,
+    dir: &Path,
+    shard: bool,
+) -> Arc<dyn JwtStore<ActivationId>> {
+    let old = if shard {
+        dir.join("==")
+    } else {
+        dir.to_path_buf()
+    };
+    match DirStore::<ActivationId>::open_read_only(&old, false) {
+        Ok(old) => Arc::new(WithFallback::new(main, Arc::new(old))),
+        Err(_) => main,
+    }
+}
+
 /// Opens the configured stores: nsc folder, read-only or writable directory, or memory.
 fn open_stores(config: &Config) -> Result<Stores, StartError> {
     let s = &config.store;
@@ -118,13 +137,14 @@ fn open_stores(config: &Config) -> Result<Stores, StartError> {
             accounts: Arc::new(DirStore::<crate::keys::AccountKey>::open_read_only(
                 dir, s.shard,
             )?),
-            activations: match DirStore::<ActivationId>::open_read_only(
-                &dir.join("activations"),
-                false,
-            ) {
-                Ok(store) => Arc::new(store),
-                Err(_) => Arc::new(MemoryStore::<ActivationId>::default()),
-            },
+            activations: with_v08_activations(
+                match DirStore::<ActivationId>::open_read_only(&dir.join("activations"), false) {
+                    Ok(store) => Arc::new(store),
+                    Err(_) => Arc::new(MemoryStore::<ActivationId>::default()),
+                },
+                dir,
+                s.shard,
+            ),
             watch: Some(dir.clone()),
             cacheable: Some(dir.clone()),
         },
@@ -141,11 +161,15 @@ fn open_stores(config: &Config) -> Result<Stores, StartError> {
             });
             Stores {
                 accounts: store,
-                activations: Arc::new(DirStore::<ActivationId>::open_deferred(
-                    &dir.join("activations"),
-                    false,
-                    modes,
-                )),
+                activations: with_v08_activations(
+                    Arc::new(DirStore::<ActivationId>::open_deferred(
+                        &dir.join("activations"),
+                        false,
+                        modes,
+                    )),
+                    dir,
+                    s.shard,
+                ),
                 watch: None,
                 cacheable: Some(dir.clone()),
             }

@@ -90,10 +90,12 @@ fn go_fixture_activation_round_trip_with_the_manifest_hash() {
             .text(),
         token
     );
-    assert!(nas
-        .get(&format!("/jwt/v1/activations/{hash}?decode=true"))
-        .text()
-        .contains("a.private.>"));
+    let decoded: serde_json::Value = serde_json::from_str(
+        &nas.get(&format!("/jwt/v1/activations/{hash}?decode=true"))
+            .text(),
+    )
+    .expect("JSON");
+    assert_eq!(decoded["claims"]["nats"]["subject"], "a.private.>");
     assert_eq!(
         nas.get(&format!("/jwt/v1/activations/{hash}?notify=true"))
             .status,
@@ -294,4 +296,69 @@ fn activations_are_held_to_a_quota_per_issuer_and_expired_issuers_are_refused() 
     let r = post_act(&nas, &activation(&d, &importer(), "d.>", json!({})));
     assert_eq!(r.status, 400, "{}", r.text());
     assert!(r.text().contains("has expired"), "{}", r.text());
+}
+
+#[test]
+fn activations_written_by_v08_are_served_from_where_v08_put_them() {
+    let m = manifest();
+    let a = m["accounts"]["A"].as_str().unwrap();
+    let token = fixture("activations/A_to_B.jwt");
+    let hash = m["files"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["file"] == "activations/A_to_B.jwt")
+        .unwrap()["activation_hash"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    for (shard, readonly) in [(false, false), (true, false), (true, true)] {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().join("jwt");
+        // The v0.8 layout: the activation in the account store under its hash id, sharded by
+        // the id's last two characters (`==`).
+        let folder = |key: &str| {
+            if shard {
+                dir.join(&key[key.len() - 2..])
+            } else {
+                dir.clone()
+            }
+        };
+        for (key, text) in [
+            (a, fixture("accounts/A.jwt")),
+            (hash.as_str(), token.clone()),
+        ] {
+            std::fs::create_dir_all(folder(key)).unwrap();
+            std::fs::write(folder(key).join(format!("{key}.jwt")), text).unwrap();
+        }
+        let label = format!("shard {shard}, readonly {readonly}");
+        let nas = AccountServer::start(
+            tmp.path(),
+            &format!(
+                "http {{ host: 127.0.0.1, port: 0 }}\noperatorjwtpath: \"{}\"\n\
+                 store {{ dir: \"{}\", shard: {shard}, readonly: {readonly} }}\n",
+                fixtures().join("operator.jwt").display(),
+                dir.display()
+            ),
+        );
+        let got = nas.get(&format!("/jwt/v1/activations/{hash}"));
+        assert_eq!((got.status, got.text()), (200, token.clone()), "{label}");
+        // The account store around it is unaffected: the account is served, and the hash file
+        // is neither an account nor a pack line.
+        assert_eq!(nas.get_account(a).status, 200, "{label}");
+        let pack = nas.get("/jwt/v1/pack").text();
+        assert_eq!(pack.lines().count(), 1, "{label}: {pack}");
+        assert!(pack.starts_with(a), "{label}: {pack}");
+        if !readonly {
+            // Re-posting it stores it where new activations go.
+            let r = post(&nas.addr, "/jwt/v1/activations", token.as_bytes());
+            assert_eq!(r.status, 200, "{label}: {}", r.text());
+            assert!(
+                dir.join("activations")
+                    .join(format!("{hash}.jwt"))
+                    .is_file(),
+                "{label}"
+            );
+        }
+    }
 }

@@ -247,10 +247,11 @@ fn get_variants_headers_and_fallbacks() {
     assert_eq!(help.text(), nats_account_server::http::HELP_TEXT);
     let op = nas.get("/jwt/v1/operator");
     assert_eq!((op.status, op.text()), (200, w.operator_jwt.clone()));
-    assert!(nas
-        .get("/jwt/v1/operator?decode=true")
-        .text()
-        .contains("\"alg\": \"ed25519-nkey\""));
+    let decoded = nas.get("/jwt/v1/operator?decode=true");
+    assert_eq!(decoded.header("content-type"), Some("application/json"));
+    let doc: serde_json::Value = serde_json::from_str(&decoded.text()).expect("JSON");
+    assert_eq!(doc["header"]["alg"], "ed25519-nkey");
+    assert_eq!(doc["claims"]["sub"], w.operator.public_key());
     assert_eq!(nas.get("/jwt/v2/operator").status, 404);
     assert_eq!(nas.get("/jwt/v1/biz").status, 404);
 
@@ -295,12 +296,14 @@ fn get_variants_headers_and_fallbacks() {
         (text.header("content-type"), text.text()),
         (Some("text/plain"), token.clone())
     );
+    // `?decode=true` is one JSON document; the dates are fields of their own.
     let decoded = nas.get(&format!("{path}?decode=true")).text();
-    assert!(decoded.contains("\"alg\": \"ed25519-nkey\""), "{decoded}");
-    assert!(
-        decoded.contains(&format!("\"sub\": \"{key}\"")),
-        "{decoded}"
-    );
+    let doc: serde_json::Value = serde_json::from_str(&decoded).expect("JSON");
+    assert_eq!(doc["header"]["alg"], "ed25519-nkey", "{decoded}");
+    assert_eq!(doc["claims"]["sub"], key, "{decoded}");
+    let iat = doc["claims"]["iat"].as_i64().unwrap();
+    let date = doc["dates"]["iat"].as_str().unwrap();
+    assert_eq!(chrono_free_secs(date), iat, "{date} is not the iat {iat}");
     assert_eq!(nas.get(&format!("{path}?check=true")).status, 200);
     assert_eq!(nas.get(&format!("{path}?notify=true")).status, 200);
     assert!(nas.logs.text().contains("skipping notification"));
@@ -417,4 +420,20 @@ fn plain_account_fetches_get_the_same_reply_as_the_router_path() {
         assert_eq!(without_date(&plain), without_date(&routed), "{segment}");
         assert!(plain.header("vary").is_some(), "{segment}: CORS headers");
     }
+}
+
+/// Seconds since the epoch of an RFC 3339 UTC time `YYYY-MM-DDTHH:MM:SS+00:00` (days from the
+/// civil date, as in Howard Hinnant's algorithm), so the test does not trust the server's own
+/// date code.
+fn chrono_free_secs(text: &str) -> i64 {
+    let n = |r: std::ops::Range<usize>| text[r].parse::<i64>().unwrap();
+    let (y, m, d) = (n(0..4), n(5..7), n(8..10));
+    assert!(text.ends_with("+00:00"), "{text}");
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let doy = (153 * ((m + 9) % 12) + 2) / 5 + d - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    let days = era * 146097 + doe - 719468;
+    days * 86400 + n(11..13) * 3600 + n(14..16) * 60 + n(17..19)
 }

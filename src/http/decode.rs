@@ -1,14 +1,16 @@
-//! The `?decode=true` view of a JWT: header and claims as indented JSON (keys sorted), with
-//! dates next to `iat`/`exp` and embedded activation tokens decoded, then the signature.
+//! The `?decode=true` view of a JWT: one JSON document (keys sorted, 4-space indents) with the
+//! header, the claims exactly as signed, the `iat`/`exp`/`nbf` dates in their own fields,
+//! embedded activation tokens decoded beside the claims, and the signature.
 
 use axum::http::StatusCode;
 use axum::response::Response;
 use base64::Engine;
 use serde::Serialize;
+use serde_json::{json, Map, Value};
 
 use super::{ok_body, text_error};
 
-/// Renders `token` for humans, or explains why it cannot be.
+/// Renders `token` as a JSON document for humans, or explains why it cannot be.
 pub(crate) fn render(token: &[u8]) -> Result<String, &'static str> {
     let text = std::str::from_utf8(token).map_err(|_| "error decoding JWT: not UTF-8 text")?;
     let parts: Vec<&str> = text.trim().split('.').collect();
@@ -17,25 +19,29 @@ pub(crate) fn render(token: &[u8]) -> Result<String, &'static str> {
     };
     let header = json_segment(header).ok_or("error decoding JWT header")?;
     let claims = json_segment(payload).ok_or("error decoding JWT claims")?;
-    let mut out = pretty(&header, 0).ok_or("error encoding JWT header")?;
-    out.push_str("\n\r\n");
-    out.push_str(&annotate(
-        &pretty(&claims, 0).ok_or("error encoding JWT claims")?,
-    ));
-    out.push_str("\n\r\n");
-    out.push_str(signature);
-    Ok(out)
+    let mut doc = json!({ "header": header, "signature": signature });
+    let dates = dates(&claims);
+    if !dates.is_empty() {
+        doc["dates"] = Value::Object(dates);
+    }
+    let mut tokens = Vec::new();
+    embedded_tokens(&claims, "claims", &mut tokens);
+    if !tokens.is_empty() {
+        doc["tokens"] = Value::Array(tokens);
+    }
+    doc["claims"] = claims;
+    pretty(&doc).ok_or("error encoding the decoded JWT")
 }
 
 /// The `decode=true` HTTP reply.
 pub(crate) fn response(token: &[u8]) -> Response {
     match render(token) {
-        Ok(body) => ok_body("text/plain", body),
+        Ok(body) => ok_body("application/json", body),
         Err(why) => text_error(StatusCode::INTERNAL_SERVER_ERROR, why),
     }
 }
 
-fn json_segment(segment: &str) -> Option<serde_json::Value> {
+fn json_segment(segment: &str) -> Option<Value> {
     let cleaned: String = segment
         .chars()
         .filter(|c| *c != '\r' && *c != '\n')
@@ -46,76 +52,70 @@ fn json_segment(segment: &str) -> Option<serde_json::Value> {
     serde_json::from_slice(&bytes).ok()
 }
 
-/// 4-space indented JSON, each line after the first prefixed by `indent` spaces.
-fn pretty(value: &serde_json::Value, indent: usize) -> Option<String> {
+/// `iat`, `exp` and `nbf` of `claims` as RFC 3339 UTC times, under the same names.
+fn dates(claims: &Value) -> Map<String, Value> {
+    ["iat", "exp", "nbf"]
+        .into_iter()
+        .filter_map(|key| {
+            let secs = claims.get(key)?.as_i64()?;
+            let date = chrono::DateTime::from_timestamp(secs, 0)?;
+            Some((key.to_string(), Value::String(date.to_rfc3339())))
+        })
+        .collect()
+}
+
+/// Every `token` string under `value` (activation tokens of imports): where it sits and its
+/// decoded claims (`null` when it does not decode).
+fn embedded_tokens(value: &Value, path: &str, out: &mut Vec<Value>) {
+    match value {
+        Value::Object(map) => {
+            for (key, item) in map {
+                let here = format!("{path}.{key}");
+                match (key.as_str(), item) {
+                    ("token", Value::String(token)) => {
+                        let claims = token.split('.').nth(1).and_then(json_segment);
+                        out.push(json!({ "path": here, "claims": claims }));
+                    }
+                    _ => embedded_tokens(item, &here, out),
+                }
+            }
+        }
+        Value::Array(items) => {
+            for (i, item) in items.iter().enumerate() {
+                embedded_tokens(item, &format!("{path}[{i}]"), out);
+            }
+        }
+        _ => {}
+    }
+}
+
+/// 4-space indented JSON with the keys of every object sorted.
+fn pretty(value: &Value) -> Option<String> {
     let mut buf = Vec::new();
     let fmt = serde_json::ser::PrettyFormatter::with_indent(b"    ");
     let mut ser = serde_json::Serializer::with_formatter(&mut buf, fmt);
     sort_keys(value).serialize(&mut ser).ok()?;
-    let text = String::from_utf8(buf).ok()?;
-    let pad = " ".repeat(indent);
-    Some(text.replace('\n', &format!("\n{pad}")))
+    let mut text = String::from_utf8(buf).ok()?;
+    text.push('\n');
+    Some(text)
 }
 
 /// A copy of `value` whose objects list their keys in sorted order.
-fn sort_keys(value: &serde_json::Value) -> serde_json::Value {
+fn sort_keys(value: &Value) -> Value {
     match value {
-        serde_json::Value::Object(map) => {
+        Value::Object(map) => {
             let mut entries: Vec<_> = map.iter().collect();
             entries.sort_by(|a, b| a.0.cmp(b.0));
-            serde_json::Value::Object(
+            Value::Object(
                 entries
                     .into_iter()
                     .map(|(k, v)| (k.clone(), sort_keys(v)))
                     .collect(),
             )
         }
-        serde_json::Value::Array(items) => {
-            serde_json::Value::Array(items.iter().map(sort_keys).collect())
-        }
+        Value::Array(items) => Value::Array(items.iter().map(sort_keys).collect()),
         other => other.clone(),
     }
-}
-
-/// Adds `(YYYY-MM-DD)` after `iat`/`exp` numbers and expands `token` strings into their claims.
-fn annotate(json: &str) -> String {
-    let mut out = Vec::new();
-    for line in json.split('\n') {
-        let trimmed = line.trim_start();
-        let indent = line.len() - trimmed.len();
-        let mut replaced = None;
-        for key in ["\"iat\": ", "\"exp\": "] {
-            if let Some(rest) = trimmed.strip_prefix(key) {
-                let (number, tail) = match rest.strip_suffix(',') {
-                    Some(n) => (n, ","),
-                    None => (rest, ""),
-                };
-                if let Ok(secs) = number.parse::<i64>() {
-                    if let Some(date) = chrono::DateTime::from_timestamp(secs, 0) {
-                        replaced = Some(format!(
-                            "{line_start}{key}{number} ({}){tail}",
-                            date.format("%Y-%m-%d"),
-                            line_start = &line[..indent]
-                        ));
-                    }
-                }
-            }
-        }
-        if let Some(rest) = trimmed.strip_prefix("\"token\": \"") {
-            let (token, tail) = match rest.strip_suffix("\",") {
-                Some(t) => (t, ","),
-                None => (rest.strip_suffix('"').unwrap_or(rest), ""),
-            };
-            let parts: Vec<&str> = token.split('.').collect();
-            let decoded = parts.get(1).and_then(|p| json_segment(p));
-            replaced = Some(match decoded.and_then(|v| pretty(&v, indent)) {
-                Some(expanded) => format!("{}\"token\": {expanded}{tail}", &line[..indent]),
-                None => format!("{}\"token\": <bad token>{tail}", &line[..indent]),
-            });
-        }
-        out.push(replaced.unwrap_or_else(|| line.to_string()));
-    }
-    out.join("\n")
 }
 
 #[cfg(test)]
@@ -142,13 +142,18 @@ mod tests {
             b64(&claims)
         );
         let out = render(token.as_bytes()).unwrap();
+        let doc: Value = serde_json::from_str(&out).expect("valid JSON");
+        assert_eq!(doc["header"]["alg"], "ed25519-nkey");
+        assert_eq!(doc["claims"]["iat"], 1795514256, "claims stay as signed");
+        assert_eq!(doc["dates"]["iat"], "2026-11-24T09:57:36+00:00");
+        assert!(doc["dates"].get("exp").is_none());
+        assert_eq!(doc["signature"], "SIG");
+        assert_eq!(doc["tokens"][0]["path"], "claims.nats.imports[0].token");
+        assert_eq!(doc["tokens"][0]["claims"]["nats"]["subject"], "times.*");
         assert!(
-            out.starts_with("{\n    \"alg\": \"ed25519-nkey\",\n    \"typ\": \"JWT\"\n}\n\r\n{"),
+            out.starts_with("{\n    \"claims\": {\n        \"iat\""),
             "{out}"
         );
-        assert!(out.contains("\"iat\": 1795514256 (2026-11-24),"), "{out}");
-        assert!(out.contains("times.*"), "{out}");
-        assert!(out.ends_with("\n\r\nSIG"), "{out}");
     }
 
     #[test]

@@ -17,7 +17,8 @@ GET /jwt/v1/accounts/<account public key>
     404 when no JWT is stored for the key, 400 when the key is not an account public key.
     Query parameters:
       text=true    return the JWT as text/plain
-      decode=true  return the decoded header and claims as indented JSON
+      decode=true  return one JSON document: header, claims, their dates, decoded
+                   embedded tokens and the signature
       check=true   return 404 if the JWT has expired
       notify=true  send the JWT to nats-servers again ($SYS.ACCOUNT.<key>.CLAIMS.UPDATE)
     If-None-Match with the ETag returns 304.

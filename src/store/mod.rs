@@ -3,6 +3,7 @@
 //! saved). Calls block on file I/O, so async callers run them on the blocking pool.
 
 pub mod dir;
+pub mod fallback;
 #[cfg(feature = "fault-injection")]
 mod fault;
 pub mod memory;
@@ -13,6 +14,7 @@ pub mod watch;
 use crate::keys::{AccountKey, ActivationId};
 
 pub use dir::DirStore;
+pub use fallback::WithFallback;
 pub use memory::MemoryStore;
 pub use nsc::NscStore;
 pub use stored::{etag_of, StoredJwt};
