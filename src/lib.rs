@@ -9,6 +9,7 @@ pub mod activations;
 pub mod cache;
 pub mod cli;
 pub mod config;
+pub mod health;
 pub mod http;
 pub mod jwt;
 pub mod keys;

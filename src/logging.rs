@@ -1,7 +1,10 @@
 //! Log lines that look like nats-server's: `[pid] 2006/01/02 15:04:05.000000 [INF] message`,
-//! written to stderr, with the `logging { time, debug, trace, colors, pid }` options.
+//! written to stderr, with the `logging { time, debug, trace, colors, pid }` options. Level
+//! labels are coloured when `colors` says so, or, when it is not set, when stderr is a terminal
+//! (never in a log file or a pipe).
 
 use std::fmt;
+use std::io::IsTerminal;
 
 use tracing::{Event, Level, Subscriber};
 use tracing_subscriber::filter::{LevelFilter, Targets};
@@ -21,14 +24,20 @@ pub struct NatsStyle {
 }
 
 impl NatsStyle {
-    /// A formatter for the given options.
-    pub fn new(options: &LoggingConfig) -> Self {
+    /// A formatter for the given options, colouring when `colors` is on (see [`use_colors`]).
+    pub fn new(options: &LoggingConfig, colors: bool) -> Self {
         NatsStyle {
             time: options.time,
-            colors: options.colors,
+            colors,
             pid: options.pid.then(std::process::id),
         }
     }
+}
+
+/// Whether level labels are coloured: as `logging.colors` forces it, else only when the log
+/// goes to a terminal (`terminal`: whether stderr is one).
+pub fn use_colors(options: &LoggingConfig, terminal: bool) -> bool {
+    options.colors.unwrap_or(terminal)
 }
 
 /// The three-letter label nats-server prints for a level, and its colour code.
@@ -126,7 +135,10 @@ pub fn init(options: &LoggingConfig) -> Result<(), String> {
         .with_target(env!("CARGO_CRATE_NAME"), level_for(options));
     let layer = tracing_subscriber::fmt::layer()
         .with_writer(std::io::stderr)
-        .event_format(NatsStyle::new(options));
+        .event_format(NatsStyle::new(
+            options,
+            use_colors(options, std::io::stderr().is_terminal()),
+        ));
     tracing_subscriber::registry()
         .with(layer.with_filter(filter))
         .try_init()
@@ -155,7 +167,7 @@ mod tests {
         let out = buf.clone();
         let layer = tracing_subscriber::fmt::layer()
             .with_writer(move || out.clone())
-            .event_format(NatsStyle::new(&options))
+            .event_format(NatsStyle::new(&options, options.colors == Some(true)))
             .with_filter(level_for(&options));
         let sub = tracing_subscriber::registry().with(layer);
         tracing::subscriber::with_default(sub, f);
@@ -168,9 +180,21 @@ mod tests {
             time,
             debug,
             trace,
-            colors,
+            colors: Some(colors),
             pid,
         }
+    }
+
+    #[test]
+    fn colors_follow_the_terminal_unless_forced() {
+        let mut o = opts(false, false, false, false, false);
+        o.colors = None;
+        assert!(use_colors(&o, true));
+        assert!(!use_colors(&o, false));
+        o.colors = Some(true);
+        assert!(use_colors(&o, false));
+        o.colors = Some(false);
+        assert!(!use_colors(&o, true));
     }
 
     #[test]

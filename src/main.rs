@@ -67,7 +67,10 @@ fn main() -> ExitCode {
             return ExitCode::from(1);
         }
     };
-    match runtime.block_on(run(&args, &config)) {
+    let result = runtime.block_on(run(&args, &config));
+    // Stop every task before the fatal error is logged, so that it is the last line.
+    runtime.shutdown_timeout(std::time::Duration::from_secs(2));
+    match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             tracing::error!("{e}");

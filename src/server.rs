@@ -5,6 +5,7 @@
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
@@ -14,7 +15,7 @@ use tokio::task::JoinHandle;
 
 use crate::accounts::{Accounts, Policy};
 use crate::activations::Activations;
-use crate::config::Config;
+use crate::config::{restart, Config};
 use crate::http::serve::{serve, ConnectionLimits, ServeOptions, TlsAcceptor};
 use crate::http::{self, AppState};
 use crate::keys::ActivationId;
@@ -86,10 +87,15 @@ pub struct Services {
     pub activations: Arc<Activations>,
     tasks: Vec<JoinHandle<()>>,
     _watch: Option<watch::Watch>,
+    /// `false` once these services are dropped: blocking work that outlives them (the
+    /// temp-file sweep, the deferred watch) then logs nothing, so that a failed start's error
+    /// stays the last line.
+    live: Arc<AtomicBool>,
 }
 
 impl Drop for Services {
     fn drop(&mut self) {
+        self.live.store(false, Ordering::SeqCst);
         for task in &self.tasks {
             task.abort();
         }
@@ -127,7 +133,8 @@ fn with_v08_activations(
 }
 
 /// Opens the configured stores: nsc folder, read-only or writable directory, or memory.
-fn open_stores(config: &Config) -> Result<Stores, StartError> {
+/// Background work reports only while `live` is set.
+fn open_stores(config: &Config, live: &Arc<AtomicBool>) -> Result<Stores, StartError> {
     let s = &config.store;
     if s.dir.is_some() && s.nsc.is_some() {
         tracing::warn!("both store.dir and store.nsc are set: using store.dir (as the Go server)");
@@ -154,10 +161,14 @@ fn open_stores(config: &Config) -> Result<Stores, StartError> {
                 dir: s.dir_mode.unwrap_or(DEFAULT_DIR_MODE),
             };
             let store = Arc::new(DirStore::open_with_modes(dir, s.shard, modes)?);
-            let sweeper = store.clone();
-            tokio::task::spawn_blocking(move || match sweeper.sweep_temp_files() {
-                Ok(n) => tracing::info!("store check done: removed {n} leftover temp file(s)"),
-                Err(e) => tracing::warn!("could not sweep leftover temp files: {e}"),
+            let (sweeper, live) = (store.clone(), live.clone());
+            tokio::task::spawn_blocking(move || {
+                let swept = sweeper.sweep_temp_files();
+                match swept {
+                    _ if !live.load(Ordering::SeqCst) => {}
+                    Ok(n) => tracing::info!("store check done: removed {n} leftover temp file(s)"),
+                    Err(e) => tracing::warn!("could not sweep leftover temp files: {e}"),
+                }
             });
             Stores {
                 accounts: store,
@@ -224,7 +235,8 @@ pub async fn build_services(
     if let Some(path) = &config.system_account_jwt_path {
         tracing::info!("loading system account from {}", path.display());
     }
-    let stores = open_stores(config)?;
+    let live = Arc::new(AtomicBool::new(true));
+    let stores = open_stores(config, &live)?;
     let trust = Trust::load(
         operator_path.as_deref(),
         config.system_account_jwt_path.as_deref(),
@@ -365,11 +377,13 @@ pub async fn build_services(
         ),
         (None, Some(path)) if config.store.cache_bytes > 0 => {
             // Setting up a recursive watch lists the whole store: keep it off the start path.
-            let (path, accounts) = (path.clone(), accounts.clone());
+            let (path, accounts, live) = (path.clone(), accounts.clone(), live.clone());
             let slot = Arc::new(std::sync::Mutex::new(None));
             let filled = slot.clone();
             tokio::task::spawn_blocking(move || {
-                match watch::watch(&path, accounts, watch::Mode::Invalidate) {
+                let watched = watch::watch(&path, accounts, watch::Mode::Invalidate);
+                match watched {
+                    _ if !live.load(Ordering::SeqCst) => {}
                     Ok(w) => *filled.lock().unwrap_or_else(|e| e.into_inner()) = Some(w),
                     Err(e) => tracing::warn!("cannot watch {}: {e}", path.display()),
                 }
@@ -383,6 +397,7 @@ pub async fn build_services(
         activations,
         tasks,
         _watch: watch,
+        live,
     })
 }
 
@@ -413,7 +428,8 @@ pub struct Running {
     resolver_url: String,
     services: Arc<Current>,
     tls: Option<TlsAcceptor>,
-    http: crate::config::HttpConfig,
+    /// The configuration of the start: what settings a reload cannot change are compared to.
+    started: Config,
     stop: Option<oneshot::Sender<()>>,
     task: JoinHandle<Result<(), std::io::Error>>,
 }
@@ -431,20 +447,9 @@ impl Running {
 
     /// Applies a new configuration: new trust, store, NATS connection, watch and replica sync
     /// are built first and swapped in only when all of them work; the listener stays. On error
-    /// the running configuration is kept.
+    /// the running configuration is kept. Each changed setting that only a restart applies
+    /// (the listener, metrics, logging) is named in a warning.
     pub async fn reload(&self, config: &Config) -> Result<(), StartError> {
-        if config.http.host != self.http.host
-            || (config.http.port != self.http.port && config.http.port != 0)
-            || config.http.max_body_bytes != self.http.max_body_bytes
-            || config.http.read_timeout_ms != self.http.read_timeout_ms
-            || config.http.write_timeout_ms != self.http.write_timeout_ms
-            || config.http.max_connections != self.http.max_connections
-            || config.http.max_connection_requests != self.http.max_connection_requests
-            || config.http.max_connection_age_ms != self.http.max_connection_age_ms
-            || config.http.listen_backlog != self.http.listen_backlog
-        {
-            tracing::warn!("changes to the http listener settings (host, port, limits, timeouts) need a restart");
-        }
         let current = self.current();
         let next = build_services(config, Some(&current)).await?;
         if let (Some(acceptor), Some(cert), Some(key)) =
@@ -453,6 +458,9 @@ impl Running {
             acceptor.replace(tls::server_config(cert, key)?);
         }
         *self.services.0.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(next);
+        for key in restart::restart_only_changes(&self.started, config) {
+            tracing::warn!("reload: {key} changed; it takes effect at the next restart");
+        }
         tracing::info!("configuration reloaded");
         Ok(())
     }
@@ -468,7 +476,9 @@ impl Running {
             let _ = stop.send(());
         }
         let result = self.wait().await;
-        tracing::info!("disconnected from NATS");
+        if self.current().accounts.notifier().connected().is_some() {
+            tracing::info!("disconnected from NATS");
+        }
         result
     }
 
@@ -618,7 +628,7 @@ pub async fn start(config: &Config) -> Result<Running, StartError> {
         "http"
     };
     let url = resolver_url(scheme, &config.http.host, addr.port());
-    tracing::info!("{scheme} listening on port {}", addr.port());
+    tracing::info!("{scheme} listening on {addr}");
     tracing::info!("nats-account-server is running");
     tracing::info!("configure the nats-server with:");
     tracing::info!("  resolver: URL({url})");
@@ -627,7 +637,7 @@ pub async fn start(config: &Config) -> Result<Running, StartError> {
         resolver_url: url,
         services,
         tls: tls_acceptor,
-        http: config.http.clone(),
+        started: config.clone(),
         stop: Some(stop_tx),
         task,
     })

@@ -27,7 +27,9 @@ pub fn to_conf(config: &Config) -> String {
     out.bool("time", l.time);
     out.bool("debug", l.debug);
     out.bool("trace", l.trace);
-    out.bool("colors", l.colors);
+    if let Some(colors) = l.colors {
+        out.bool("colors", colors);
+    }
     out.bool("pid", l.pid);
     out.close();
 
@@ -209,7 +211,7 @@ mod tests {
         c.logging.time = false;
         c.logging.debug = true;
         c.logging.trace = true;
-        c.logging.colors = false;
+        c.logging.colors = Some(false);
         c.logging.pid = true;
         c.http.host = String::new();
         c.http.port = 0;

@@ -114,7 +114,7 @@ pub fn from_map(map: &Map, unknown: UnknownKeys) -> Result<Loaded, ConfigError> 
                         "time" => l.time = boolean(&p, n)?,
                         "debug" => l.debug = boolean(&p, n)?,
                         "trace" => l.trace = boolean(&p, n)?,
-                        "colors" => l.colors = boolean(&p, n)?,
+                        "colors" => l.colors = Some(boolean(&p, n)?),
                         "pid" => l.pid = boolean(&p, n)?,
                         _ => cx.unknown(&p, n, keys::LOGGING)?,
                     }
@@ -312,7 +312,7 @@ logging { colors: false, pid: yes }
             c.nats.user_credentials,
             Some(PathBuf::from("/etc/nats/sys.creds"))
         );
-        assert!(!c.logging.colors && c.logging.pid && c.logging.time);
+        assert!(c.logging.colors == Some(false) && c.logging.pid && c.logging.time);
     }
 
     #[test]
@@ -604,6 +604,15 @@ logging { colors: false, pid: yes }
     fn later_keys_win_whatever_their_case() {
         let c = load("http { Port: 1, port: 2, PORT: 3 }").unwrap().config;
         assert_eq!(c.http.port, 3);
+    }
+
+    #[test]
+    fn colors_are_unset_unless_the_file_forces_them() {
+        let colors = |text: &str| load(text).unwrap().config.logging.colors;
+        assert_eq!(colors("http { port: 1 }"), None);
+        assert_eq!(colors("logging { time: false }"), None);
+        assert_eq!(colors("logging { colors: on }"), Some(true));
+        assert_eq!(colors("logging { Colors: \"false\" }"), Some(false));
     }
 
     #[test]

@@ -5,6 +5,7 @@ pub mod dump;
 pub mod keys;
 pub mod load;
 pub mod natsconf;
+pub mod restart;
 mod values;
 
 use std::path::{Path, PathBuf};
@@ -53,8 +54,9 @@ pub struct LoggingConfig {
     pub debug: bool,
     /// Print trace lines.
     pub trace: bool,
-    /// Colour the level labels.
-    pub colors: bool,
+    /// Colour the level labels: `Some` when the config sets `colors` (it forces colours on or
+    /// off), `None` to colour only when stderr is a terminal.
+    pub colors: Option<bool>,
     /// Prefix every line with `[pid]`.
     pub pid: bool,
 }
@@ -182,7 +184,7 @@ impl Default for Config {
                 time: true,
                 debug: false,
                 trace: false,
-                colors: true,
+                colors: None,
                 pid: false,
             },
             nats: NatsConfig {
@@ -326,7 +328,7 @@ mod tests {
         assert_eq!(c.nats.reconnect_wait_ms, 1000);
         assert_eq!(c.nats.max_reconnects, -1);
         assert_eq!(c.max_replication_pack, 10000);
-        assert!(c.logging.time && c.logging.colors && !c.logging.pid);
+        assert!(c.logging.time && c.logging.colors.is_none() && !c.logging.pid);
     }
 
     #[test]

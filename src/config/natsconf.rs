@@ -55,17 +55,34 @@ pub struct Node {
 /// only it is kept.
 pub type Map = Vec<(String, Node)>;
 
-/// A syntax error (or unreadable file / missing variable / bad include) with its position.
+/// A syntax error (or unreadable file / missing variable / bad include) with its position:
+/// `<file>:<line>: <message>`, or only the message (which then names the file) when the error
+/// is about the file as a whole.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{}:{line}: {message}", file.display())]
+#[error("{}", Located(self))]
 pub struct ParseError {
     /// The file in which the error was found (an included file when the error is inside it).
     pub file: PathBuf,
-    /// 1-based line (0 when the file could not be read at all).
+    /// 1-based line; 0 when the error has no line (the file could not be read at all), and
+    /// the message names the file.
     pub line: usize,
     /// One-line description, e.g. `invalid escape character 'U'` or
     /// `variable reference for 'PORT' can not be found`.
     pub message: String,
+}
+
+/// The text of a [`ParseError`]: with `<file>:<line>: ` in front when it has a line.
+struct Located<'a>(&'a ParseError);
+
+impl std::fmt::Display for Located<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let e = self.0;
+        if e.line == 0 {
+            f.write_str(&e.message)
+        } else {
+            write!(f, "{}:{}: {}", e.file.display(), e.line, e.message)
+        }
+    }
 }
 
 /// Deepest nesting of blocks and arrays accepted.
@@ -104,7 +121,7 @@ fn read_text(path: &Path, from: Option<&Position>) -> Result<String, ParseError>
         None => ParseError {
             file: path.to_path_buf(),
             line: 0,
-            message: format!("cannot read config file: {e}"),
+            message: format!("cannot read {}: {e}", path.display()),
         },
     })
 }
@@ -713,10 +730,20 @@ pub fn parse_toml_str(text: &str, origin: &Path) -> Result<Map, ParseError> {
     use toml::de::{DeTable, DeValue};
     let file = Arc::new(origin.to_path_buf());
     let line_of = |offset: usize| text[..offset.min(text.len())].matches('\n').count() + 1;
-    let table = DeTable::parse(text).map_err(|e| ParseError {
-        file: origin.to_path_buf(),
-        line: e.span().map(|s| line_of(s.start)).unwrap_or(0),
-        message: e.message().replace('\n', " ").trim().to_string(),
+    let table = DeTable::parse(text).map_err(|e| {
+        let message = e.message().replace('\n', " ").trim().to_string();
+        match e.span() {
+            Some(span) => ParseError {
+                file: origin.to_path_buf(),
+                line: line_of(span.start),
+                message,
+            },
+            None => ParseError {
+                file: origin.to_path_buf(),
+                line: 0,
+                message: format!("{}: {message}", origin.display()),
+            },
+        }
     })?;
 
     fn convert(
@@ -1043,7 +1070,25 @@ c: C:\temp
         std::fs::write(dir.join("main.conf"), "a: 1\ninclude nope.conf\n").unwrap();
         let e = parse_file(&dir.join("main.conf")).unwrap_err();
         assert_eq!((e.file.clone(), e.line), (dir.join("main.conf"), 2));
-        assert!(e.message.contains("nope.conf"), "{}", e.message);
+        assert_eq!(
+            e.to_string(),
+            format!(
+                "{}:2: cannot read include file {}: No such file or directory (os error 2)",
+                dir.join("main.conf").display(),
+                dir.join("nope.conf").display()
+            )
+        );
+        // A missing config file has no line to show: the message names the file.
+        for parse in [parse_file, parse_toml_file] {
+            let e = parse(&dir.join("absent.conf")).unwrap_err();
+            assert_eq!(
+                e.to_string(),
+                format!(
+                    "cannot read {}: No such file or directory (os error 2)",
+                    dir.join("absent.conf").display()
+                )
+            );
+        }
         // Cycles are refused.
         std::fs::write(dir.join("main.conf"), "include sub/loop.conf\n").unwrap();
         std::fs::write(dir.join("sub/loop.conf"), "include ../main.conf\n").unwrap();

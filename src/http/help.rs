@@ -45,7 +45,13 @@ GET /jwt/v1/help
     This text.
 
 GET /healthz
-    200 while the server is running.
+    200 while the server is running (liveness).
+
+GET /readyz
+GET /healthz?ready=true
+    Readiness: 200 when the store is usable and, when NATS is configured, the NATS connection
+    is up; 503 otherwise. The JSON body says which part is not, e.g.
+    {\"ready\":false,\"store\":{\"ok\":true},\"nats\":{\"configured\":true,\"connected\":false,\"error\":\"...\"}}
 ";
 
 pub(super) async fn help() -> Response {

@@ -7,6 +7,7 @@ mod body;
 mod conns;
 mod decode;
 mod delete;
+mod health;
 mod help;
 mod operator;
 mod pack;
@@ -163,7 +164,8 @@ fn router(state: AppState, limits: &Limits) -> Router {
         None => route,
     };
     let router = Router::new()
-        .route("/healthz", get(healthz))
+        .route("/healthz", get(health::healthz))
+        .route("/readyz", get(health::readyz))
         .route("/jwt/v1/help", get(help::help))
         .route("/jwt/v1/operator", get(operator::operator))
         .route("/jwt/v1/accounts", get(accounts::resolver_check))
@@ -201,10 +203,6 @@ fn router(state: AppState, limits: &Limits) -> Router {
         body::limit_body,
     ));
     router.layer(cors).with_state(state)
-}
-
-async fn healthz() -> StatusCode {
-    StatusCode::OK
 }
 
 async fn metrics_text() -> Response {
@@ -274,6 +272,8 @@ pub(crate) struct Flags {
     pub decode: bool,
     pub check: bool,
     pub notify: bool,
+    /// `ready=true` on `/healthz`: answer with readiness.
+    pub ready: bool,
     /// The value of `jti` (a lookup mode the Go v1.0 server refuses with 501).
     pub jti: Option<String>,
     /// The value of `max` (pack size).
@@ -288,8 +288,8 @@ impl Flags {
     /// Reads the flags from a query string, in one pass over at most [`MAX_QUERY_PAIRS`] pairs.
     pub fn parse(query: Option<&str>) -> Self {
         let mut flags = Flags::default();
-        // Which of text, decode, check, notify, jti, max was seen (the first value wins).
-        let mut seen = [false; 6];
+        // Which of text, decode, check, notify, jti, max, ready was seen (the first value wins).
+        let mut seen = [false; 7];
         for pair in query.unwrap_or("").split('&').take(MAX_QUERY_PAIRS) {
             let (name, value) = pair.split_once('=').unwrap_or((pair, ""));
             let slot = match name {
@@ -299,6 +299,7 @@ impl Flags {
                 "notify" => 3,
                 "jti" => 4,
                 "max" => 5,
+                "ready" => 6,
                 _ => continue,
             };
             if std::mem::replace(&mut seen[slot], true) {
@@ -311,7 +312,8 @@ impl Flags {
                 2 => flags.check = on,
                 3 => flags.notify = on,
                 4 => flags.jti = (!value.is_empty()).then(|| value.to_string()),
-                _ => flags.max = Some(value.to_string()),
+                5 => flags.max = Some(value.to_string()),
+                _ => flags.ready = on,
             }
         }
         flags
@@ -327,7 +329,8 @@ mod tests {
         let f = Flags::parse(Some(
             "text=TRUE&decode=1&check=true&check=false&notify=True",
         ));
-        assert!(f.text && !f.decode && f.check && f.notify);
+        assert!(f.text && !f.decode && f.check && f.notify && !f.ready);
+        assert!(Flags::parse(Some("ready=true&ready=false")).ready);
         assert_eq!(Flags::parse(None), Flags::default());
         assert_eq!(Flags::parse(Some("jti=abc")).jti.as_deref(), Some("abc"));
         assert_eq!(Flags::parse(Some("jti=")).jti, None);

@@ -3,6 +3,7 @@
 //! background task publishes `$SYS.ACCOUNT.<key>.CLAIMS.UPDATE` as soon as the NATS connection
 //! is up, so an update made during an outage is sent when the connection comes back.
 
+mod attempts;
 pub mod nats;
 pub mod resolver;
 pub mod sync;
@@ -82,6 +83,8 @@ pub(crate) struct Shared {
     connected: AtomicBool,
     /// Signalled when the client gave up reconnecting (`maxreconnects`).
     closed: tokio::sync::Notify,
+    /// Why the connection is down (the latest failed attempt), while it is.
+    error: Mutex<Option<String>>,
 }
 
 impl Shared {
@@ -120,7 +123,6 @@ impl Shared {
         metrics::gauge!(crate::metrics::NOTIFICATIONS_PENDING).set(pending.len() as f64);
     }
 
-    /// Records the connection state.
     /// Tells the pack sync that the connection came back.
     pub(crate) fn set_reconnected(&self) {
         self.reconnected.notify_one();
@@ -130,7 +132,21 @@ impl Shared {
         self.reconnected.notified().await;
     }
 
+    /// Records why the connection is down (cleared when it comes up).
+    pub(crate) fn set_error(&self, error: String) {
+        *self.error.lock().unwrap_or_else(|e| e.into_inner()) = Some(error);
+    }
+
+    /// Why the connection is down, when it is known.
+    pub(crate) fn error(&self) -> Option<String> {
+        self.error.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// Records the connection state.
     pub(crate) fn set_connected(&self, up: bool) {
+        if up {
+            *self.error.lock().unwrap_or_else(|e| e.into_inner()) = None;
+        }
         self.connected.store(up, Ordering::SeqCst);
         metrics::gauge!(crate::metrics::NATS_CONNECTED).set(if up { 1.0 } else { 0.0 });
         if up {
@@ -266,6 +282,15 @@ impl Notifier {
     /// Number of updates waiting to be sent.
     pub fn pending(&self) -> usize {
         self.shared.as_ref().map_or(0, |s| s.lock_pending().len())
+    }
+
+    /// Why the NATS connection is down (the latest failed attempt: server and cause), when
+    /// NATS is configured, not connected and an attempt failed.
+    pub fn nats_error(&self) -> Option<String> {
+        self.shared
+            .as_ref()
+            .filter(|s| !s.connected.load(Ordering::SeqCst))
+            .and_then(|s| s.error())
     }
 
     /// `Some(true)` when connected to NATS, `Some(false)` when not, `None` without NATS.

@@ -1,7 +1,8 @@
 //! The NATS connection of the account server: a system-account user connection that starts
-//! whenever NATS becomes reachable (retrying every `reconnectwait`), reconnects on loss, sends
-//! pending update notifications and collects the nats-servers' replies, stores updates other
-//! system-account clients publish, and answers account lookups.
+//! whenever NATS becomes reachable (first attempt at once, then every `reconnectwait`; see
+//! `attempts.rs` for the server choice and the log line of each failed attempt), reconnects on
+//! loss, sends pending update notifications and collects the nats-servers' replies, stores
+//! updates other system-account clients publish, and answers account lookups.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -12,6 +13,7 @@ use async_nats::{Client, ConnectOptions, Event};
 use futures_util::StreamExt;
 use tokio::task::JoinHandle;
 
+use super::attempts::{self, Attempts};
 use super::resolver::{self, Inbound, ServerInfo};
 use super::{subject_label, Shared};
 use crate::config::NatsConfig;
@@ -84,11 +86,19 @@ pub(crate) fn spawn<H: Inbound>(
     handler: Arc<H>,
 ) -> JoinHandle<()> {
     tokio::spawn(async move {
-        tracing::info!("connecting to NATS for notifications");
+        tracing::info!(
+            "connecting to NATS for notifications at {}",
+            attempts::show_all(&config.servers)
+        );
         let server = Arc::new(ServerInfo::new(&config.name));
         let sync_every = Duration::from_millis(config.sync_interval_ms.max(1));
+        let attempts = Arc::new(Attempts::new(
+            Duration::from_millis(config.reconnect_wait_ms.max(1)),
+            max_reconnects(config.max_reconnects),
+            shared.clone(),
+        ));
         loop {
-            let client = connect_with_retry(&config, &shared).await;
+            let client = connect_with_retry(&config, &shared, &attempts).await;
             run_session(client, &shared, &handler, &server, sync_every).await;
             tracing::error!(
                 "gave up reconnecting to NATS after {} attempts; connecting anew",
@@ -98,33 +108,59 @@ pub(crate) fn spawn<H: Inbound>(
     })
 }
 
-/// Connects, retrying every `reconnectwait` until it works.
-async fn connect_with_retry(config: &NatsConfig, shared: &Arc<Shared>) -> Client {
+/// `maxreconnects` as async-nats takes it: -1 (any negative) is for ever, 0 is one attempt.
+fn max_reconnects(configured: i64) -> Option<usize> {
+    match configured {
+        n if n < 0 => None,
+        0 => Some(1),
+        n => Some(usize::try_from(n).unwrap_or(usize::MAX)),
+    }
+}
+
+/// Connects: the first attempt at once, then one every `reconnectwait`, taking the configured
+/// servers in turn, until one works. Each failed attempt is one log line naming the server,
+/// the cause and the delay until the next attempt.
+async fn connect_with_retry(
+    config: &NatsConfig,
+    shared: &Arc<Shared>,
+    attempts: &Arc<Attempts>,
+) -> Client {
+    let mut attempt = 0usize;
     loop {
-        let attempt = async {
-            options(config, shared.clone())
-                .await
-                .map_err(|e| e.to_string())?
-                // Each URL is its own server address: async-nats parses a list, not a
-                // comma-joined string.
+        attempts.initial(attempt);
+        let result = match options(config, shared.clone(), attempts.clone()).await {
+            // Each URL is its own server address: async-nats parses a list, not a comma-joined
+            // string.
+            Ok(opts) => opts
                 .connect(config.servers.as_slice())
                 .await
-                .map_err(|e| e.to_string())
+                .map_err(|e| attempts::cause(&e.to_string()).to_string()),
+            Err(e) => Err(format!("cannot read the credentials: {e}")),
         };
-        match attempt.await {
+        match result {
             Ok(client) => {
                 shared.set_client(Some(client.clone()));
                 shared.set_connected(true);
-                tracing::info!("connected to NATS for account notifications");
+                tracing::info!(
+                    "connected to NATS for account notifications at {}",
+                    attempts.server().unwrap_or_default()
+                );
                 return client;
             }
-            Err(e) => tracing::error!("failed to connect to NATS {:?}: {e}", config.servers),
+            Err(cause) => {
+                // The server the attempt went to (none when it failed before choosing one).
+                let server = attempts
+                    .server()
+                    .unwrap_or_else(|| attempts::show_all(&config.servers));
+                shared.set_error(format!("{server}: {cause}"));
+                tracing::error!(
+                    "cannot connect to NATS at {server}: {cause}; next attempt in {} ms",
+                    attempts.wait().as_millis()
+                );
+            }
         }
-        tracing::error!(
-            "will try to connect again in {} milliseconds",
-            config.reconnect_wait_ms
-        );
-        tokio::time::sleep(Duration::from_millis(config.reconnect_wait_ms.max(1))).await;
+        tokio::time::sleep(attempts.wait()).await;
+        attempt = attempt.wrapping_add(1);
     }
 }
 
@@ -215,49 +251,52 @@ impl Drop for AbortOnDrop {
 async fn options(
     config: &NatsConfig,
     shared: Arc<Shared>,
+    attempts: Arc<Attempts>,
 ) -> Result<ConnectOptions, std::io::Error> {
     let mut opts = match &config.user_credentials {
         Some(path) => ConnectOptions::with_credentials_file(path.clone()).await?,
         None => ConnectOptions::new(),
     };
-    let wait = Duration::from_millis(config.reconnect_wait_ms.max(1));
     // The first Connected event of a client is its initial connect, later ones are reconnects.
     let seen_connect = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let chooser = attempts.clone();
     opts = opts
         .name(config.name.as_str())
         .no_echo()
         .connection_timeout(Duration::from_millis(config.connect_timeout_ms.max(1)))
-        .reconnect_delay_callback(move |_| wait)
-        .max_reconnects(match config.max_reconnects {
-            n if n < 0 => None,
-            0 => Some(1),
-            n => Some(n as usize),
+        .reconnect_delay_callback({
+            let wait = attempts.wait();
+            move |_| wait
         })
+        .reconnect_to_server_callback(move |pool, _info| std::future::ready(chooser.choose(&pool)))
+        .max_reconnects(max_reconnects(config.max_reconnects))
         .event_callback(move |event| {
-            let shared = shared.clone();
+            let (shared, attempts) = (shared.clone(), attempts.clone());
             let seen_connect = seen_connect.clone();
             async move {
+                let server = attempts.server().unwrap_or_default();
                 match event {
                     Event::Connected => {
                         shared.set_connected(true);
                         if seen_connect.swap(true, Ordering::SeqCst) {
                             shared.set_reconnected();
-                            tracing::warn!("nats reconnected");
+                            tracing::info!("reconnected to NATS at {server}");
                         }
                     }
+                    // `Attempts` logs the loss, naming the server.
+                    Event::Disconnected => shared.set_connected(false),
+                    // Gave up (maxreconnects): the connection task says so and starts anew.
                     Event::ClientError(async_nats::ClientError::MaxReconnects) => {
                         shared.set_closed();
-                        tracing::error!("nats: max reconnects reached");
                     }
-                    Event::Disconnected => {
-                        shared.set_connected(false);
-                        tracing::warn!("nats disconnected");
-                    }
+                    // A failed attempt, without server or cause: `Attempts` logs it with both.
+                    Event::ClientError(async_nats::ClientError::Other(_)) => {}
+                    // Every handle of the client was dropped (a reload, the end of a session).
                     Event::Closed => {
                         shared.set_closed();
-                        tracing::error!("nats connection closed");
+                        tracing::info!("closed the NATS connection to {server}");
                     }
-                    other => tracing::warn!("nats error {other}"),
+                    other => tracing::warn!("NATS at {server}: {other}"),
                 }
             }
         });

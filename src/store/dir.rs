@@ -458,6 +458,10 @@ impl<K: StoreKey> JwtStore<K> for DirStore<K> {
     fn is_read_only(&self) -> bool {
         self.read_only
     }
+
+    fn check(&self) -> Result<(), StoreError> {
+        super::usable::check_folder(&self.root, !self.read_only)
+    }
 }
 
 #[cfg(test)]

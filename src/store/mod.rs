@@ -9,6 +9,7 @@ mod fault;
 pub mod memory;
 pub mod nsc;
 pub mod stored;
+mod usable;
 pub mod watch;
 
 use crate::keys::{AccountKey, ActivationId};
@@ -111,6 +112,12 @@ pub trait JwtStore<K: StoreKey = AccountKey>: Send + Sync + 'static {
     /// `true` when [`JwtStore::save`] always fails with [`StoreError::ReadOnly`].
     fn is_read_only(&self) -> bool {
         false
+    }
+
+    /// Whether the store can be used now (for readiness): a cheap check of its folder that
+    /// opens no JWT. Stores without a folder are always usable.
+    fn check(&self) -> Result<(), StoreError> {
+        Ok(())
     }
 }
 

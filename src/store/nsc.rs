@@ -138,4 +138,8 @@ impl JwtStore for NscStore {
     fn is_read_only(&self) -> bool {
         true
     }
+
+    fn check(&self) -> Result<(), StoreError> {
+        super::usable::check_folder(&self.root, false)
+    }
 }
