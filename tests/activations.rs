@@ -26,6 +26,19 @@ fn activation(
     sign(&claims, issuer)
 }
 
+/// The hash id the manifest gives for the fixture activation `activations/A_to_B.jwt`.
+fn fixture_activation_hash(m: &serde_json::Value) -> String {
+    m["files"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["file"] == "activations/A_to_B.jwt")
+        .unwrap()["activation_hash"]
+        .as_str()
+        .unwrap()
+        .to_string()
+}
+
 #[test]
 fn go_fixture_activation_round_trip_with_the_manifest_hash() {
     let tmp = tempfile::tempdir().unwrap();
@@ -53,15 +66,7 @@ fn go_fixture_activation_round_trip_with_the_manifest_hash() {
     let r = post(&nas.addr, "/jwt/v1/activations", token.as_bytes());
     assert_eq!((r.status, r.body.len()), (200, 0), "{}", r.text());
 
-    let hash = m["files"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|f| f["file"] == "activations/A_to_B.jwt")
-        .unwrap()["activation_hash"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let hash = fixture_activation_hash(&m);
     let got = nas.get(&format!("/jwt/v1/activations/{hash}"));
     assert_eq!((got.status, got.text()), (200, token.clone()));
     assert_eq!(got.header("content-type"), Some("application/jwt"));
@@ -303,15 +308,7 @@ fn activations_written_by_v08_are_served_from_where_v08_put_them() {
     let m = manifest();
     let a = m["accounts"]["A"].as_str().unwrap();
     let token = fixture("activations/A_to_B.jwt");
-    let hash = m["files"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|f| f["file"] == "activations/A_to_B.jwt")
-        .unwrap()["activation_hash"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let hash = fixture_activation_hash(&m);
     for (shard, readonly) in [(false, false), (true, false), (true, true)] {
         let tmp = tempfile::tempdir().unwrap();
         let dir = tmp.path().join("jwt");

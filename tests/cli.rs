@@ -19,6 +19,16 @@ fn run(args: &[&str]) -> (Option<i32>, String, String) {
     )
 }
 
+/// Asserts that `nas` logs trace lines: the resolver check GET is traced.
+fn assert_traces(nas: &AccountServer) {
+    assert_eq!(nas.get("/jwt/v1/accounts/").status, 200);
+    let line = nas
+        .logs
+        .wait_for("server sent resolver check", Duration::from_secs(5))
+        .expect("trace line");
+    assert!(line.contains("TRC"), "{line}");
+}
+
 #[test]
 fn help_and_version() {
     for flag in ["--help", "-help", "-h"] {
@@ -91,12 +101,7 @@ fn repeated_flags_take_the_last_value_and_empty_values_unset() {
     assert_eq!(nas.get("/healthz").status, 200);
     assert!(b.is_dir() && !a.exists());
     // -DV (given twice) turned on trace lines.
-    assert_eq!(nas.get("/jwt/v1/accounts/").status, 200);
-    let line = nas
-        .logs
-        .wait_for("server sent resolver check", Duration::from_secs(5))
-        .expect("trace line");
-    assert!(line.contains("TRC"), "{line}");
+    assert_traces(&nas);
     // `-nats=` left nats.servers unset.
     assert!(
         nas.logs.text().contains("NATS is not configured"),
@@ -128,13 +133,8 @@ fn go_style_flags_start_the_server_and_override_the_file() {
     assert!(nas.addr.starts_with("127.0.0.1:"));
     assert_eq!(nas.get("/jwt/v1/help").status, 200);
     assert!(dir.is_dir());
-    // -DV turned on trace lines (coloured by default).
-    assert_eq!(nas.get("/jwt/v1/accounts/").status, 200);
-    let line = nas
-        .logs
-        .wait_for("server sent resolver check", Duration::from_secs(5))
-        .expect("trace line");
-    assert!(line.contains("TRC"), "{line}");
+    // -DV turned on trace lines.
+    assert_traces(&nas);
     // Double-dash form too.
     let nas2 =
         AccountServer::start_args(&["--hp=127.0.0.1:0", "--dir", dir.to_str().unwrap(), "--D"]);
