@@ -6,10 +6,11 @@
 
 use std::path::{Path, PathBuf};
 
+use super::blocks::{self, Cx};
 use super::keys::{self, normalize};
-use super::natsconf::{self, Map, Node, ParseError, Value};
-use super::values::*;
-use super::{Config, TlsConfig};
+use super::natsconf::{self, Map, ParseError};
+use super::values::boolean;
+use super::Config;
 
 /// Why a config file could not be turned into a [`Config`].
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -49,7 +50,7 @@ pub enum ConfigError {
 }
 
 /// ` (did you mean "store"?)`, or nothing without a suggestion.
-fn did_you_mean(suggestion: &Option<String>) -> String {
+pub(super) fn did_you_mean(suggestion: &Option<String>) -> String {
     suggestion
         .as_ref()
         .map(|s| format!(" (did you mean {s:?}?)"))
@@ -92,186 +93,23 @@ pub fn load_file(path: &Path, unknown: UnknownKeys) -> Result<Loaded, ConfigErro
 /// Builds a [`Config`] from an already parsed tree. A top-level `strict: false` turns unknown
 /// keys into warnings whatever `unknown` says.
 pub fn from_map(map: &Map, unknown: UnknownKeys) -> Result<Loaded, ConfigError> {
-    let mut config = Config::default();
-    let mut warnings = Vec::new();
-    let mut cx = Cx {
-        warnings: &mut warnings,
-        unknown,
-    };
+    let mut unknown = unknown;
     for (key, node) in map {
         if normalize(key) == "strict" && !boolean(key, node)? {
-            cx.unknown = UnknownKeys::Warn;
+            unknown = UnknownKeys::Warn;
         }
     }
+    let cx = Cx::new(unknown);
+    let mut config = Config::default();
     for (key, node) in map {
-        let path = key.clone();
-        match normalize(key).as_str() {
-            "logging" => {
-                for (k, n) in cx.block(&path, node)? {
-                    let p = format!("{path}.{k}");
-                    let l = &mut config.logging;
-                    match normalize(k).as_str() {
-                        "time" => l.time = boolean(&p, n)?,
-                        "debug" => l.debug = boolean(&p, n)?,
-                        "trace" => l.trace = boolean(&p, n)?,
-                        "colors" => l.colors = Some(boolean(&p, n)?),
-                        "pid" => l.pid = boolean(&p, n)?,
-                        _ => cx.unknown(&p, n, keys::LOGGING)?,
-                    }
-                }
-            }
-            "nats" => {
-                for (k, n) in cx.block(&path, node)? {
-                    let p = format!("{path}.{k}");
-                    let c = &mut config.nats;
-                    match normalize(k).as_str() {
-                        "servers" => c.servers = strings(&p, n)?,
-                        "connecttimeout" => c.connect_timeout_ms = unsigned(&p, n)?,
-                        "reconnectwait" => c.reconnect_wait_ms = unsigned(&p, n)?,
-                        "maxreconnects" => c.max_reconnects = integer(&p, n)?,
-                        "tls" => c.tls = cx.tls(&p, n)?,
-                        "usercredentials" => c.user_credentials = Some(path_value(&p, n)?),
-                        "name" => c.name = string(&p, n)?,
-                        "syncinterval" => c.sync_interval_ms = millis(&p, n)?.max(1),
-                        _ => cx.unknown(&p, n, keys::NATS)?,
-                    }
-                }
-            }
-            "http" => {
-                for (k, n) in cx.block(&path, node)? {
-                    let p = format!("{path}.{k}");
-                    let c = &mut config.http;
-                    match normalize(k).as_str() {
-                        "host" => c.host = string(&p, n)?,
-                        "port" => c.port = port(&p, n)?,
-                        "readtimeout" => c.read_timeout_ms = unsigned(&p, n)?,
-                        "writetimeout" => c.write_timeout_ms = unsigned(&p, n)?,
-                        "tls" => {
-                            c.tls = cx.tls(&p, n)?;
-                            if c.tls.handshake_first {
-                                return Err(value_error(
-                                    &p,
-                                    &n.pos,
-                                    "handshakefirst is a NATS connection setting (nats.tls)".into(),
-                                ));
-                            }
-                        }
-                        "maxbodysize" => c.max_body_bytes = positive(&p, n)?,
-                        "maxconnections" => c.max_connections = positive(&p, n)?,
-                        "maxconnectionrequests" => c.max_connection_requests = unsigned(&p, n)?,
-                        "maxconnectionage" => c.max_connection_age_ms = millis(&p, n)?,
-                        "listenbacklog" => {
-                            c.listen_backlog = u32::try_from(positive(&p, n)?).unwrap_or(u32::MAX)
-                        }
-                        "metrics" => c.metrics = boolean(&p, n)?,
-                        _ => cx.unknown(&p, n, keys::HTTP)?,
-                    }
-                }
-            }
-            "store" => {
-                for (k, n) in cx.block(&path, node)? {
-                    let p = format!("{path}.{k}");
-                    let c = &mut config.store;
-                    match normalize(k).as_str() {
-                        "dir" => c.dir = Some(path_value(&p, n)?),
-                        "shard" => c.shard = boolean(&p, n)?,
-                        "cleanupinterval" => c.cleanup_interval_ms = integer(&p, n)?,
-                        "nsc" => c.nsc = Some(path_value(&p, n)?),
-                        "readonly" => c.readonly = boolean(&p, n)?,
-                        "cachesize" => c.cache_bytes = unsigned(&p, n)? as usize,
-                        "allowdelete" => c.allow_delete = boolean(&p, n)?,
-                        "filemode" => c.file_mode = Some(mode(&p, n, 0o600, "read and write")?),
-                        "dirmode" => c.dir_mode = Some(mode(&p, n, 0o700, "full")?),
-                        _ => cx.unknown(&p, n, keys::STORE)?,
-                    }
-                }
-            }
-            "activations" => {
-                for (k, n) in cx.block(&path, node)? {
-                    let p = format!("{path}.{k}");
-                    let c = &mut config.activations;
-                    match normalize(k).as_str() {
-                        "maxperissuer" => c.max_per_issuer = positive(&p, n)?,
-                        "maxbytesperissuer" => c.max_bytes_per_issuer = positive(&p, n)?,
-                        _ => cx.unknown(&p, n, keys::ACTIVATIONS)?,
-                    }
-                }
-            }
-            "operatorjwtpath" => config.operator_jwt_path = Some(path_value(&path, node)?),
-            "systemaccountjwtpath" => {
-                config.system_account_jwt_path = Some(path_value(&path, node)?)
-            }
-            "primary" => config.primary = Some(string(&path, node)?),
-            "replicationtimeout" => config.replication_timeout_ms = unsigned(&path, node)?,
-            "replicationinterval" => config.replication_interval_ms = unsigned(&path, node)?,
-            "maxreplicationpack" => config.max_replication_pack = integer(&path, node)?,
-            "signrequestsubject" => config.sign_request_subject = Some(string(&path, node)?),
-            "signrequesttimeout" => config.sign_request_timeout_ms = unsigned(&path, node)?,
-            "maxclockskew" => config.max_clock_skew_secs = seconds(&path, node)?,
-            "strict" => {}
-            _ => cx.unknown(&path, node, keys::TOP)?,
+        if !blocks::top(&cx, &mut config, &normalize(key), key, node)? {
+            cx.unknown(key, node, keys::TOP)?;
         }
     }
-    Ok(Loaded { config, warnings })
-}
-
-/// Collects warnings while walking the tree.
-struct Cx<'a> {
-    warnings: &'a mut Vec<String>,
-    unknown: UnknownKeys,
-}
-
-impl Cx<'_> {
-    /// An unknown key at dotted path `key` of a block whose keys are `known`: an error, or a
-    /// warning when unknown keys are allowed. Keys used as `$variables` are not settings.
-    fn unknown(&mut self, key: &str, node: &Node, known: &[&str]) -> Result<(), ConfigError> {
-        if node.referenced {
-            return Ok(());
-        }
-        let name = key.rsplit('.').next().unwrap_or(key);
-        let suggestion = keys::suggest(name, known, !key.contains('.'));
-        let (file, line) = (node.pos.file.as_ref().clone(), node.pos.line);
-        if self.unknown == UnknownKeys::Warn {
-            self.warnings.push(format!(
-                "{}:{line}: unknown key {key:?}{} is ignored",
-                file.display(),
-                did_you_mean(&suggestion)
-            ));
-            return Ok(());
-        }
-        Err(ConfigError::UnknownKey {
-            file,
-            line,
-            key: key.to_string(),
-            suggestion,
-        })
-    }
-
-    fn block<'n>(&mut self, key: &str, node: &'n Node) -> Result<&'n Map, ConfigError> {
-        match &node.value {
-            Value::Map(m) => Ok(m),
-            other => Err(value_error(
-                key,
-                &node.pos,
-                format!("expected a block {{ ... }}, found {}", describe(other)),
-            )),
-        }
-    }
-
-    fn tls(&mut self, key: &str, node: &Node) -> Result<TlsConfig, ConfigError> {
-        let mut tls = TlsConfig::default();
-        for (k, n) in self.block(key, node)? {
-            let p = format!("{key}.{k}");
-            match normalize(k).as_str() {
-                "root" | "cafile" | "ca" => tls.root = Some(path_value(&p, n)?),
-                "cert" | "certfile" => tls.cert = Some(path_value(&p, n)?),
-                "key" | "keyfile" => tls.key = Some(path_value(&p, n)?),
-                "handshakefirst" => tls.handshake_first = boolean(&p, n)?,
-                _ => self.unknown(&p, n, keys::TLS)?,
-            }
-        }
-        Ok(tls)
-    }
+    Ok(Loaded {
+        config,
+        warnings: cx.into_warnings(),
+    })
 }
 
 #[cfg(test)]

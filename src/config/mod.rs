@@ -1,6 +1,7 @@
 //! The server configuration: typed settings with the Go server's defaults (spec §2.3), loading
 //! from a nats-server style file (or TOML), and the command-line overrides applied on top.
 
+mod blocks;
 pub mod dump;
 pub mod keys;
 pub mod load;
