@@ -205,9 +205,10 @@ fn the_debian_package_installs_a_server_that_runs() {
             "the packaged binary is not stripped"
         );
     }
-    let version = output(binary.to_str().unwrap(), &["--version"]);
+    let version = output(binary.to_str().unwrap(), &["-v"]);
     assert!(
-        version.starts_with(&format!("{NAME} {}", env!("CARGO_PKG_VERSION"))),
+        version.starts_with(&format!("{NAME} {} (commit ", env!("CARGO_PKG_VERSION")))
+            && version.contains(", built "),
         "{version}"
     );
 
@@ -258,7 +259,7 @@ fn the_debian_package_installs_a_server_that_runs() {
     let logs = server.logs.text();
     assert!(logs.contains("No Operator is configured"), "{logs}");
     assert!(
-        !logs.contains("unknown config key"),
+        !logs.contains("unknown key"),
         "the packaged config has a key the server does not know:\n{logs}"
     );
 
