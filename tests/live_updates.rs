@@ -127,16 +127,7 @@ async fn started_before_nats_it_connects_by_itself_and_live_updates_apply() {
         200
     );
     let nats = start_nats(&w, &nas, port, "");
-    assert!(
-        nas.logs
-            .wait_for(
-                "connected to NATS for account notifications",
-                Duration::from_secs(10)
-            )
-            .is_some(),
-        "{}",
-        nas.logs.text()
-    );
+    nas.wait_nats_connected(Duration::from_secs(10));
 
     // A client of A is connected; then a newer A lowers limits.subs to 1.
     let (client, errors) = client_with_errors(&nats.client_url(), &w.user_creds(&a, "ua")).await;
@@ -209,13 +200,7 @@ async fn a_flood_of_notify_gets_sends_one_notification_per_second() {
         let mut opts = NatsOptions::url_resolver(&w.operator_path, &w.sys.public_key(), &nas);
         opts.port = Some(port);
         let nats = NatsServer::start_binary(&binary, w.dir.path(), &format!("n{port}"), &opts);
-        assert!(nas
-            .logs
-            .wait_for(
-                "connected to NATS for account notifications",
-                Duration::from_secs(10)
-            )
-            .is_some());
+        nas.wait_nats_connected(Duration::from_secs(10));
         let observer = connect(&nats.client_url(), &w.user_creds(&w.sys, "observer"))
             .await
             .unwrap();
@@ -267,13 +252,7 @@ async fn a_change_made_while_nats_is_down_is_in_force_after_it_comes_back() {
         200
     );
     let mut nats = start_nats(&w, &nas, port, "");
-    assert!(nas
-        .logs
-        .wait_for(
-            "connected to NATS for account notifications",
-            Duration::from_secs(10)
-        )
-        .is_some());
+    nas.wait_nats_connected(Duration::from_secs(10));
     let creds = w.user_creds(&a, "ua");
     let (client, _) = client_with_errors(&nats.client_url(), &creds).await;
     client.flush().await.unwrap();
@@ -320,13 +299,7 @@ async fn updates_published_by_others_are_stored_only_when_newer_and_trusted() {
     let port = free_port();
     let nas = nas_with_nats(&w, port, "");
     let nats = start_nats(&w, &nas, port, "");
-    assert!(nas
-        .logs
-        .wait_for(
-            "connected to NATS for account notifications",
-            Duration::from_secs(10)
-        )
-        .is_some());
+    nas.wait_nats_connected(Duration::from_secs(10));
     let sys = connect(&nats.client_url(), &w.user_creds(&w.sys, "publisher"))
         .await
         .unwrap();
@@ -393,13 +366,7 @@ async fn lookups_get_the_stored_jwt_and_unknown_accounts_get_no_reply() {
     let port = free_port();
     let nas = nas_with_nats(&w, port, "");
     let nats = start_nats(&w, &nas, port, "");
-    assert!(nas
-        .logs
-        .wait_for(
-            "connected to NATS for account notifications",
-            Duration::from_secs(10)
-        )
-        .is_some());
+    nas.wait_nats_connected(Duration::from_secs(10));
     let (a, a_jwt) = w.new_account("A");
     assert_eq!(nas.post_account(&a.public_key(), &a_jwt).status, 200);
     let sys = connect(&nats.client_url(), &w.user_creds(&w.sys, "asker"))

@@ -117,13 +117,7 @@ async fn read_only_directory_is_served_checked_and_each_edit_is_announced_once()
     opts.port = Some(port);
     opts.monitor = true;
     let nats = NatsServer::start(w.dir.path(), "ro", &opts);
-    assert!(nas
-        .logs
-        .wait_for(
-            "connected to NATS for account notifications",
-            Duration::from_secs(10)
-        )
-        .is_some());
+    nas.wait_nats_connected(Duration::from_secs(10));
     // A client of A keeps A loaded in nats-server.
     let client = connect(&nats.client_url(), &w.user_creds(&a, "ua"))
         .await

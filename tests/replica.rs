@@ -88,13 +88,7 @@ async fn replica_follows_the_primary_by_notification_and_by_resync() {
         version(&w, &a, t0),
         "initial pack"
     );
-    assert!(replica
-        .logs
-        .wait_for(
-            "connected to NATS for account notifications",
-            Duration::from_secs(10)
-        )
-        .is_some());
+    replica.wait_nats_connected(Duration::from_secs(10));
     let v1 = version(&w, &a, t0 + 1);
     assert_eq!(primary.post_account(&key, &v1).status, 200);
     assert!(

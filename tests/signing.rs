@@ -35,13 +35,7 @@ async fn self_signed_pushes_go_through_the_signing_service() {
             ..NatsOptions::url_resolver(&w.operator_path, &w.sys.public_key(), &nas)
         },
     );
-    assert!(nas
-        .logs
-        .wait_for(
-            "connected to NATS for account notifications",
-            Duration::from_secs(10)
-        )
-        .is_some());
+    nas.wait_nats_connected(Duration::from_secs(10));
 
     let a = nkeys::KeyPair::new_account();
     let key = a.public_key();

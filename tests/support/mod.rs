@@ -314,6 +314,18 @@ pub struct AccountServer {
 }
 
 impl AccountServer {
+    /// Waits (bounded by `timeout`) until the server logs that its NATS connection is up;
+    /// panics with the log otherwise.
+    pub fn wait_nats_connected(&self, timeout: Duration) {
+        assert!(
+            self.logs
+                .wait_for("connected to NATS for account notifications", timeout)
+                .is_some(),
+            "the NATS connection was not logged:\n{}",
+            self.logs.text()
+        );
+    }
+
     /// Path of the binary under test.
     pub fn binary() -> PathBuf {
         PathBuf::from(env!("CARGO_BIN_EXE_nats-account-server"))
