@@ -38,9 +38,9 @@ pub enum ActivationError {
 /// How much one issuing account may store (`activations { maxperissuer, maxbytesperissuer }`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Quota {
-    /// Most activations stored per issuing account.
+    /// `maxperissuer`: most activations stored per issuing account.
     pub max_per_issuer: usize,
-    /// Most bytes of activations stored per issuing account.
+    /// `maxbytesperissuer`: most bytes of activations stored per issuing account (`4mb` works).
     pub max_bytes_per_issuer: usize,
 }
 

@@ -328,14 +328,10 @@ pub async fn build_services(
         notifier.clone(),
         policy,
     ));
-    let quota = crate::activations::Quota {
-        max_per_issuer: config.activations.max_per_issuer,
-        max_bytes_per_issuer: config.activations.max_bytes_per_issuer,
-    };
     let activations = Arc::new(Activations::new(
         stores.activations,
         accounts.clone(),
-        quota,
+        config.activations,
     ));
 
     let mut tasks = Vec::new();

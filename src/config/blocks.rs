@@ -9,7 +9,8 @@ use super::load::{did_you_mean, ConfigError, UnknownKeys};
 use super::natsconf::{Map, Node, Value};
 use super::values::*;
 use super::TlsConfig;
-use super::{ActivationsConfig, Config, HttpConfig, LoggingConfig, NatsConfig, StoreConfig};
+use super::{Config, HttpConfig, LoggingConfig, NatsConfig, StoreConfig};
+use crate::activations::Quota;
 
 /// What a reader answers: `true` when it knew the key.
 type Known = Result<bool, ConfigError>;
@@ -217,7 +218,7 @@ fn store(c: &mut StoreConfig, key: &str, p: &str, n: &Node) -> Known {
 }
 
 /// A key of `activations { }`.
-fn activations(c: &mut ActivationsConfig, key: &str, p: &str, n: &Node) -> Known {
+fn activations(c: &mut Quota, key: &str, p: &str, n: &Node) -> Known {
     match key {
         "maxperissuer" => c.max_per_issuer = positive(p, n)?,
         "maxbytesperissuer" => c.max_bytes_per_issuer = positive(p, n)?,

@@ -11,6 +11,8 @@ mod values;
 
 use std::path::{Path, PathBuf};
 
+use crate::activations::Quota;
+
 pub use load::{load_file, ConfigError, Loaded, UnknownKeys};
 
 /// Everything the server needs to run, after the config file and flags were applied.
@@ -25,7 +27,7 @@ pub struct Config {
     /// `store { ... }`
     pub store: StoreConfig,
     /// `activations { ... }`: how much each account may store.
-    pub activations: ActivationsConfig,
+    pub activations: Quota,
     /// `operatorjwtpath`: the operator JWT that decides which issuers are trusted.
     pub operator_jwt_path: Option<PathBuf>,
     /// `systemaccountjwtpath`: served for the system account when the store lacks it.
@@ -136,25 +138,6 @@ impl TlsConfig {
     }
 }
 
-/// `activations { maxperissuer, maxbytesperissuer }`: the activation store's quota per issuing
-/// account.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ActivationsConfig {
-    /// `maxperissuer`: most activations stored per issuing account.
-    pub max_per_issuer: usize,
-    /// `maxbytesperissuer`: most bytes of activations stored per issuing account (`4mb` works).
-    pub max_bytes_per_issuer: usize,
-}
-
-impl Default for ActivationsConfig {
-    fn default() -> Self {
-        ActivationsConfig {
-            max_per_issuer: 1000,
-            max_bytes_per_issuer: 4 * 1024 * 1024,
-        }
-    }
-}
-
 /// `store { ... }`.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct StoreConfig {
@@ -215,7 +198,7 @@ impl Default for Config {
                 cache_bytes: 12 * 1024 * 1024,
                 ..StoreConfig::default()
             },
-            activations: ActivationsConfig::default(),
+            activations: Quota::default(),
             operator_jwt_path: None,
             system_account_jwt_path: None,
             primary: None,
