@@ -43,37 +43,21 @@ pub struct NatsState {
 /// Checks the store and the NATS connection of `accounts` (the store check is a `stat` and an
 /// `access` of its folder: run it where blocking is fine).
 pub fn readiness(accounts: &Accounts) -> Readiness {
-    let store = match accounts.store().check() {
-        Ok(()) => StoreState {
-            ok: true,
-            error: None,
-        },
-        Err(e) => StoreState {
-            ok: false,
-            error: Some(e.to_string()),
-        },
+    let check = accounts.store().check();
+    let store = StoreState {
+        ok: check.is_ok(),
+        error: check.err().map(|e| e.to_string()),
     };
     let notifier = accounts.notifier();
-    let nats = match notifier.connected() {
-        None => NatsState {
-            configured: false,
-            connected: None,
-            error: None,
-        },
-        Some(true) => NatsState {
-            configured: true,
-            connected: Some(true),
-            error: None,
-        },
-        Some(false) => NatsState {
-            configured: true,
-            connected: Some(false),
-            error: Some(
-                notifier
-                    .nats_error()
-                    .unwrap_or_else(|| "not connected yet".into()),
-            ),
-        },
+    let connected = notifier.connected();
+    let nats = NatsState {
+        configured: connected.is_some(),
+        connected,
+        error: (connected == Some(false)).then(|| {
+            notifier
+                .nats_error()
+                .unwrap_or_else(|| "not connected yet".into())
+        }),
     };
     Readiness {
         ready: store.ok && nats.connected != Some(false),

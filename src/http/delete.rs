@@ -46,13 +46,12 @@ pub(super) async fn delete_account(
             ),
         );
     }
-    match accounts.delete(&request).await {
-        Ok(n) => {
-            accounts.notifier().delete_requested(request.raw.clone());
-            (StatusCode::OK, format!("deleted {n} accounts\n")).into_response()
-        }
+    let deleted = accounts.delete(&request).await;
+    // Published whatever happened here: the full-resolver servers delete on their own.
+    accounts.notifier().delete_requested(request.raw);
+    match deleted {
+        Ok(n) => (StatusCode::OK, format!("deleted {n} accounts\n")).into_response(),
         Err(failure) => {
-            accounts.notifier().delete_requested(request.raw.clone());
             tracing::error!("{} - {failure}", key.short());
             text_error(StatusCode::INTERNAL_SERVER_ERROR, &failure.to_string())
         }
