@@ -7,16 +7,32 @@ use std::time::Duration;
 
 use support::*;
 
+/// Runs the binary with `args` until it exits, at most 20 s (then it is killed and its exit
+/// code is `None`): a command expected to fail must not hang the test when it starts instead.
 fn run(args: &[&str]) -> (Option<i32>, String, String) {
-    let out = Command::new(AccountServer::binary())
+    let tmp = tempfile::tempdir().unwrap();
+    let (out, err) = (tmp.path().join("stdout"), tmp.path().join("stderr"));
+    let mut child = Command::new(AccountServer::binary())
         .args(args)
-        .output()
+        .stdin(std::process::Stdio::null())
+        .stdout(std::fs::File::create(&out).unwrap())
+        .stderr(std::fs::File::create(&err).unwrap())
+        .spawn()
         .unwrap();
-    (
-        out.status.code(),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    let code = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status.code();
+        }
+        if std::time::Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            break None;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let read = |p: &std::path::Path| std::fs::read_to_string(p).unwrap_or_default();
+    (code, read(&out), read(&err))
 }
 
 /// Asserts that `nas` logs trace lines: the resolver check GET is traced.
