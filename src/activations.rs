@@ -263,7 +263,7 @@ impl Activations {
         let id = id.clone();
         let bytes = tokio::task::spawn_blocking(move || store.load(&id))
             .await
-            .map_err(|e| LookupError::Task(e.to_string()))??;
+            .map_err(|e| crate::store::StoreError::Task(e.to_string()))??;
         Ok(bytes.map(|b| StoredJwt::inspect(Bytes::from(b))))
     }
 

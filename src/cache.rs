@@ -158,6 +158,17 @@ impl JwtCache {
         }
     }
 
+    /// Forgets every key.
+    pub fn clear(&self) {
+        for shard in &self.shards {
+            let mut shard = shard.lock().unwrap_or_else(|e| e.into_inner());
+            shard.epoch = shard.epoch.wrapping_add(1);
+            shard.items.clear();
+            shard.order.clear();
+            shard.bytes = 0;
+        }
+    }
+
     /// Forgets `key`.
     pub fn invalidate(&self, key: &AccountKey) {
         let mut shard = self.shard(key);

@@ -9,6 +9,8 @@ use std::path::PathBuf;
 
 use crate::config::{expand_home, FlagOverrides};
 
+pub mod migrate;
+
 /// What the command line asked for.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Cli {
@@ -37,22 +39,28 @@ pub enum CliError {
     /// usage, on stderr, exit 2 (as Go's `flag` package).
     #[error("{0}\n{usage}", usage = usage())]
     Usage(String),
+    /// `migrate -h`: the usage of `migrate`, on stdout, exit 0.
+    #[error("{}", migrate::usage())]
+    MigrateHelp,
+    /// A `migrate` flag problem: the reason, then the usage of `migrate`, on stderr, exit 2.
+    #[error("{0}\n{usage}", usage = migrate::usage())]
+    MigrateUsage(String),
 }
 
 impl CliError {
     /// Exit code: 0 for help and version, 2 for usage errors (as Go's `flag` package).
     pub fn exit_code(&self) -> i32 {
         match self {
-            CliError::Help | CliError::Version => 0,
-            CliError::Usage(_) => 2,
+            CliError::Help | CliError::Version | CliError::MigrateHelp => 0,
+            CliError::Usage(_) | CliError::MigrateUsage(_) => 2,
         }
     }
 
     /// Prints the message to the right stream (stdout for help/version, stderr otherwise).
     pub fn print(&self) {
         match self {
-            CliError::Help | CliError::Version => println!("{self}"),
-            CliError::Usage(_) => eprintln!("{self}"),
+            CliError::Help | CliError::Version | CliError::MigrateHelp => println!("{self}"),
+            CliError::Usage(_) | CliError::MigrateUsage(_) => eprintln!("{self}"),
         }
     }
 }
@@ -143,14 +151,21 @@ pub fn usage() -> String {
          and notifies running servers. Flags take one or two dashes; values as -c nas.conf or\n\
          -c=nas.conf; booleans as -D or -D=false.\n",
     );
-    for f in FLAGS {
+    out.push_str(&flag_lines(FLAGS));
+    out.push_str("  -h, -help\n    \tprint this help and exit\n");
+    out.push_str("  -v, -version\n    \tprint the version, commit and build date and exit");
+    out
+}
+
+/// The flag lines of a usage text, in the layout of Go's `flag.PrintDefaults`.
+fn flag_lines(table: &[Flag]) -> String {
+    let mut out = String::new();
+    for f in table {
         match f.kind {
             Kind::Bool => out.push_str(&format!("  -{}\n    \t{}\n", f.name, f.help)),
             Kind::Value => out.push_str(&format!("  -{} string\n    \t{}\n", f.name, f.help)),
         }
     }
-    out.push_str("  -h, -help\n    \tprint this help and exit\n");
-    out.push_str("  -v, -version\n    \tprint the version, commit and build date and exit");
     out
 }
 
@@ -166,10 +181,10 @@ fn go_bool(text: &str) -> Option<bool> {
 /// The last value given for each flag, by flag index.
 type Values = Vec<Option<OsString>>;
 
-/// Reads the flags as Go's `flag.Parse` does. Returns the values and the arguments after the
-/// first non-flag argument.
-fn read_flags(args: Vec<OsString>) -> Result<(Values, Vec<String>), CliError> {
-    let mut values: Values = vec![None; FLAGS.len()];
+/// Reads the flags of `table` as Go's `flag.Parse` does. Returns the values and the arguments
+/// after the first non-flag argument.
+fn read_flags(table: &[Flag], args: Vec<OsString>) -> Result<(Values, Vec<String>), CliError> {
+    let mut values: Values = vec![None; table.len()];
     let mut iter = args.into_iter().skip(1);
     let mut ignored = Vec::new();
     while let Some(arg) = iter.next() {
@@ -189,7 +204,7 @@ fn read_flags(args: Vec<OsString>) -> Result<(Values, Vec<String>), CliError> {
             Some((n, v)) => (n, Some(v)),
             None => (body, None),
         };
-        let Some(index) = FLAGS.iter().position(|f| f.name == name) else {
+        let Some(index) = table.iter().position(|f| f.name == name) else {
             return match name {
                 "h" | "help" => Err(CliError::Help),
                 "v" | "version" => Err(CliError::Version),
@@ -198,7 +213,7 @@ fn read_flags(args: Vec<OsString>) -> Result<(Values, Vec<String>), CliError> {
                 ))),
             };
         };
-        let value = match (FLAGS[index].kind, inline) {
+        let value = match (table[index].kind, inline) {
             (Kind::Bool, None) => OsString::from("true"),
             (Kind::Bool, Some(v)) => {
                 go_bool(v).ok_or_else(|| {
@@ -262,7 +277,7 @@ where
     I: IntoIterator<Item = T>,
     T: Into<OsString>,
 {
-    let (values, ignored) = read_flags(args.into_iter().map(Into::into).collect())?;
+    let (values, ignored) = read_flags(FLAGS, args.into_iter().map(Into::into).collect())?;
     let get = |name: &str| {
         FLAGS
             .iter()

@@ -40,10 +40,10 @@ pub struct NatsState {
     pub error: Option<String>,
 }
 
-/// Checks the store and the NATS connection of `accounts` (the store check is a `stat` and an
-/// `access` of its folder: run it where blocking is fine).
-pub fn readiness(accounts: &Accounts) -> Readiness {
-    let check = accounts.store().check();
+/// Checks the store (for a directory a `stat` and an `access` of its folder, for JetStream the
+/// connection and the bucket) and the NATS connection of `accounts`.
+pub async fn readiness(accounts: &Accounts) -> Readiness {
+    let check = accounts.store().check().await;
     let store = StoreState {
         ok: check.is_ok(),
         error: check.err().map(|e| e.to_string()),
@@ -75,19 +75,20 @@ mod tests {
     use std::sync::Arc;
 
     fn accounts(store: Arc<dyn crate::store::JwtStore>, notifier: Notifier) -> Accounts {
+        let store = Arc::new(crate::store::Blocking::new(store));
         Accounts::new(Arc::new(Trust::load(None, None).unwrap()), store, notifier)
     }
 
-    #[test]
-    fn ready_needs_a_usable_store_and_a_connection_when_nats_is_configured() {
+    #[tokio::test]
+    async fn ready_needs_a_usable_store_and_a_connection_when_nats_is_configured() {
         let memory = Arc::new(MemoryStore::default());
-        let r = readiness(&accounts(memory.clone(), Notifier::disabled()));
+        let r = readiness(&accounts(memory.clone(), Notifier::disabled())).await;
         assert!(r.ready);
         assert_eq!(
             serde_json::to_string(&r).unwrap(),
             r#"{"ready":true,"store":{"ok":true},"nats":{"configured":false}}"#
         );
-        let r = readiness(&accounts(memory, Notifier::enabled()));
+        let r = readiness(&accounts(memory, Notifier::enabled())).await;
         assert!(!r.ready);
         assert_eq!(
             serde_json::to_string(&r.nats).unwrap(),
@@ -97,9 +98,13 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let root = dir.path().join("jwt");
         let store = Arc::new(DirStore::open(&root, false).unwrap());
-        assert!(readiness(&accounts(store.clone(), Notifier::disabled())).ready);
+        assert!(
+            readiness(&accounts(store.clone(), Notifier::disabled()))
+                .await
+                .ready
+        );
         std::fs::remove_dir(&root).unwrap();
-        let r = readiness(&accounts(store, Notifier::disabled()));
+        let r = readiness(&accounts(store, Notifier::disabled())).await;
         assert!(!r.ready && !r.store.ok, "{r:?}");
         assert!(r.store.error.unwrap().contains("No such file"));
     }

@@ -16,6 +16,7 @@ pub mod keys;
 pub mod limits;
 pub mod logging;
 pub mod metrics;
+pub mod migrate;
 pub mod notify;
 pub mod replica;
 pub mod server;

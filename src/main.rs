@@ -33,7 +33,11 @@ fn effective_config(args: &Cli) -> Result<(Config, Vec<String>), config::ConfigE
 fn main() -> ExitCode {
     // One process-wide TLS crypto provider (ring), installed before anything builds a TLS config.
     tls::install_crypto_provider();
-    let args = match cli::parse(std::env::args_os()) {
+    let argv: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    if argv.get(1).is_some_and(|a| a == cli::migrate::COMMAND) {
+        return migrate_main(argv[1..].to_vec());
+    }
+    let args = match cli::parse(argv) {
         Ok(args) => args,
         Err(e) => {
             e.print();
@@ -117,4 +121,72 @@ async fn run(args: &Cli, config: &Config) -> Result<(), server::StartError> {
         }
     }
     running.shutdown().await
+}
+
+/// `nats-account-server migrate ...`: progress on a terminal (stderr), the summary on stdout;
+/// exit 1 when a copy failed or the migration could not run.
+fn migrate_main(argv: Vec<std::ffi::OsString>) -> ExitCode {
+    use std::io::{IsTerminal, Write};
+    let args = match cli::migrate::parse(argv) {
+        Ok(args) => args,
+        Err(e) => {
+            e.print();
+            return ExitCode::from(e.exit_code() as u8);
+        }
+    };
+    let unknown = if args.lenient {
+        config::UnknownKeys::Warn
+    } else {
+        config::UnknownKeys::Refuse
+    };
+    let loaded = match config::load_file(&args.config_file, unknown) {
+        Ok(loaded) => loaded,
+        Err(e) => {
+            eprintln!("nats-account-server: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    if let Err(e) = logging::init(&loaded.config.logging) {
+        eprintln!("nats-account-server: cannot set up logging: {e}");
+        return ExitCode::from(1);
+    }
+    for warning in loaded.warnings {
+        tracing::warn!("{warning}");
+    }
+    let terminal = std::io::stderr().is_terminal();
+    let progress = move |s: &nats_account_server::migrate::Summary| {
+        if let Some(line) = nats_account_server::migrate::progress_line(s).filter(|_| terminal) {
+            let mut err = std::io::stderr();
+            let _ = err.write_all(line.as_bytes());
+            let _ = err.flush();
+        }
+    };
+    let result = match tokio::runtime::Runtime::new() {
+        Ok(rt) => rt.block_on(nats_account_server::migrate::run(
+            &args.from,
+            &loaded.config,
+            progress,
+        )),
+        Err(e) => {
+            eprintln!("nats-account-server: cannot start the async runtime: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    if terminal {
+        eprintln!();
+    }
+    match result {
+        Ok((summary, into)) => {
+            print!("{}", summary.report(&args.from, &into));
+            if summary.failed_count() > 0 {
+                ExitCode::from(1)
+            } else {
+                ExitCode::SUCCESS
+            }
+        }
+        Err(e) => {
+            tracing::error!("migration failed: {e}");
+            ExitCode::from(1)
+        }
+    }
 }

@@ -4,7 +4,6 @@
 //! the listener, and stops gracefully.
 
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
@@ -18,14 +17,14 @@ use crate::activations::Activations;
 use crate::config::{restart, Config};
 use crate::http::serve::{serve, ConnectionLimits, ServeOptions, TlsAcceptor};
 use crate::http::{self, AppState};
-use crate::keys::ActivationId;
 use crate::notify::nats::{self, NatsSetupError};
 use crate::notify::Notifier;
 use crate::replica::{self, Primary};
-use crate::store::dir::{Modes, DEFAULT_DIR_MODE, DEFAULT_FILE_MODE};
-use crate::store::{watch, DirStore, JwtStore, MemoryStore, NscStore, StoreError, WithFallback};
+use crate::store::{watch, NscStore, StoreError};
 use crate::tls::{self, TlsError};
 use crate::trust::{Trust, TrustError};
+
+pub(crate) mod stores;
 
 /// The version printed at startup and by `--version`.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
@@ -102,126 +101,9 @@ impl Drop for Services {
     }
 }
 
-/// The stores chosen by the config: account JWTs and activation tokens.
-struct Stores {
-    accounts: Arc<dyn JwtStore>,
-    activations: Arc<dyn JwtStore<ActivationId>>,
-    /// A folder to watch for hand edits (read-only and nsc modes: announced).
-    watch: Option<PathBuf>,
-    /// A directory whose files are named by key: its hot JWTs may be cached in memory, with
-    /// a watch keeping the cache in step.
-    cacheable: Option<PathBuf>,
-}
-
-/// The activation store `main`, also reading the tokens the Go v0.8 server wrote into the
-/// account store `dir` (`<dir>/==/<hash>.jwt` when sharded: the last two characters of a hash
-/// id are `==`; `<dir>/<hash>.jwt` when flat). New tokens go to `main` only.
-fn with_v08_activations(
-    main: Arc<dyn JwtStore<ActivationId>>,
-    dir: &Path,
-    shard: bool,
-) -> Arc<dyn JwtStore<ActivationId>> {
-    let old = if shard {
-        dir.join("==")
-    } else {
-        dir.to_path_buf()
-    };
-    match DirStore::<ActivationId>::open_read_only(&old, false) {
-        Ok(old) => Arc::new(WithFallback::new(main, Arc::new(old))),
-        Err(_) => main,
-    }
-}
-
-/// Opens the configured stores: nsc folder, read-only or writable directory, or memory.
-/// Background work reports only while `live` is set.
-fn open_stores(config: &Config, live: &Arc<AtomicBool>) -> Result<Stores, StartError> {
-    let s = &config.store;
-    if s.dir.is_some() && s.nsc.is_some() {
-        tracing::warn!("both store.dir and store.nsc are set: using store.dir (as the Go server)");
-    }
-    let stores = match (&s.dir, &s.nsc) {
-        (Some(dir), _) if s.readonly => Stores {
-            accounts: Arc::new(DirStore::<crate::keys::AccountKey>::open_read_only(
-                dir, s.shard,
-            )?),
-            activations: with_v08_activations(
-                match DirStore::<ActivationId>::open_read_only(&dir.join("activations"), false) {
-                    Ok(store) => Arc::new(store),
-                    Err(_) => Arc::new(MemoryStore::<ActivationId>::default()),
-                },
-                dir,
-                s.shard,
-            ),
-            watch: Some(dir.clone()),
-            cacheable: Some(dir.clone()),
-        },
-        (Some(dir), _) => {
-            let modes = Modes {
-                file: s.file_mode.unwrap_or(DEFAULT_FILE_MODE),
-                dir: s.dir_mode.unwrap_or(DEFAULT_DIR_MODE),
-            };
-            let store = Arc::new(DirStore::open_with_modes(dir, s.shard, modes)?);
-            let (sweeper, live) = (store.clone(), live.clone());
-            tokio::task::spawn_blocking(move || {
-                let swept = sweeper.sweep_temp_files();
-                match swept {
-                    _ if !live.load(Ordering::SeqCst) => {}
-                    Ok(n) => tracing::info!("store check done: removed {n} leftover temp file(s)"),
-                    Err(e) => tracing::warn!("could not sweep leftover temp files: {e}"),
-                }
-            });
-            Stores {
-                accounts: store,
-                activations: with_v08_activations(
-                    Arc::new(DirStore::<ActivationId>::open_deferred(
-                        &dir.join("activations"),
-                        false,
-                        modes,
-                    )),
-                    dir,
-                    s.shard,
-                ),
-                watch: None,
-                cacheable: Some(dir.clone()),
-            }
-        }
-        (None, Some(nsc)) => Stores {
-            accounts: Arc::new(NscStore::open(nsc)?),
-            activations: Arc::new(MemoryStore::<ActivationId>::default()),
-            watch: Some(nsc.clone()),
-            cacheable: None,
-        },
-        (None, None) => Stores {
-            accounts: Arc::new(MemoryStore::default()),
-            activations: Arc::new(MemoryStore::<ActivationId>::default()),
-            watch: None,
-            cacheable: None,
-        },
-    };
-    tracing::info!("creating a store: {}", stores.accounts.describe());
-    if config.http.metrics {
-        // Off the start path, and only for the store-size gauge: it reads every folder.
-        let counted = stores.accounts.clone();
-        tokio::task::spawn_blocking(move || {
-            if let Ok(count) = counted.count() {
-                metrics::gauge!(crate::metrics::STORE_JWTS).set(count as f64);
-            }
-        });
-    }
-    if stores.accounts.is_read_only() {
-        tracing::info!("the store is read-only: POSTs are refused, changed files are announced");
-    }
-    Ok(stores)
-}
-
-/// Builds the services for `config` (`previous` hands over pending notifications on reload).
-pub async fn build_services(
-    config: &Config,
-    previous: Option<&Services>,
-) -> Result<Services, StartError> {
-    if config.store.cleanup_interval_ms != 0 {
-        tracing::warn!("store.cleanupinterval is ignored: this server never deletes expired JWTs");
-    }
+/// The trust of `config`: its operator (`operatorjwtpath`, or the nsc folder's operator) and
+/// system account.
+pub fn load_trust(config: &Config) -> Result<Trust, StartError> {
     let operator_path = config.operator_jwt_path.clone().or_else(|| {
         config
             .store
@@ -235,13 +117,24 @@ pub async fn build_services(
     if let Some(path) = &config.system_account_jwt_path {
         tracing::info!("loading system account from {}", path.display());
     }
-    let live = Arc::new(AtomicBool::new(true));
-    let stores = open_stores(config, &live)?;
-    let trust = Trust::load(
+    Ok(Trust::load(
         operator_path.as_deref(),
         config.system_account_jwt_path.as_deref(),
     )?
-    .with_max_clock_skew(i64::try_from(config.max_clock_skew_secs).unwrap_or(i64::MAX));
+    .with_max_clock_skew(i64::try_from(config.max_clock_skew_secs).unwrap_or(i64::MAX)))
+}
+
+/// Builds the services for `config` (`previous` hands over pending notifications on reload).
+pub async fn build_services(
+    config: &Config,
+    previous: Option<&Services>,
+) -> Result<Services, StartError> {
+    if config.store.cleanup_interval_ms != 0 {
+        tracing::warn!("store.cleanupinterval is ignored: this server never deletes expired JWTs");
+    }
+    let live = Arc::new(AtomicBool::new(true));
+    let stores = stores::open(config, &live).await?;
+    let trust = load_trust(config)?;
     match trust.operator() {
         Some(op) => tracing::info!(
             "Operator: {} ({}), {} signing key(s)",
@@ -272,6 +165,11 @@ pub async fn build_services(
     }
 
     let primary = match &config.primary {
+        Some(_) if stores.kv.is_some() => {
+            return Err(StartError::Conflict(
+                "replica mode (primary) cannot be used with a jetstream store: run more account servers on the same bucket instead".into(),
+            ));
+        }
         Some(url) => {
             if stores.accounts.is_read_only() {
                 return Err(StartError::Conflict(
@@ -316,7 +214,7 @@ pub async fn build_services(
             .clone()
             .map(|p| p as Arc<dyn crate::accounts::Upstream>),
         pack_limit: usize::try_from(config.max_replication_pack).unwrap_or(0),
-        cache_bytes: if stores.cacheable.is_some() {
+        cache_bytes: if stores.cacheable.is_some() || stores.kv.is_some() {
             config.store.cache_bytes
         } else {
             0
@@ -335,6 +233,10 @@ pub async fn build_services(
     ));
 
     let mut tasks = Vec::new();
+    if let Some(kv) = &stores.kv {
+        let (changed, lost) = (accounts.clone(), accounts.clone());
+        tasks.push(kv.watch(move |key| changed.forget(&key), move || lost.forget_all()));
+    }
     if let Some(shared) = notifier.shared() {
         tasks.push(nats::spawn(
             config.nats.clone(),

@@ -16,15 +16,11 @@ use bytes::Bytes;
 use crate::jwt::Token;
 use crate::keys::AccountKey;
 use crate::notify::Notifier;
-use crate::store::{JwtStore, StoreError};
+use crate::store::{AccountStore, Mode, Put, PutError, Refusal, StoreError, WriteRule};
 use crate::trust::{Rejection, Trust};
 
 /// GET `?notify=true` announces one account at most this often.
 pub const NOTIFY_EVERY: std::time::Duration = std::time::Duration::from_secs(1);
-
-/// Number of write locks; keys are spread over them by hash, so writes to one account are
-/// serialised while writes to different accounts rarely wait for each other.
-const LOCK_SHARDS: usize = 256;
 
 /// Why a submitted JWT was not stored.
 #[derive(Debug, thiserror::Error)]
@@ -32,30 +28,10 @@ pub enum SubmitError {
     /// The JWT is not acceptable (HTTP 400).
     #[error(transparent)]
     Rejected(#[from] Rejection),
-    /// An account JWT with a newer `iat` is already stored (HTTP 409); nothing was changed.
-    #[error("a newer JWT is already stored for this account (stored iat {stored_iat} > posted iat {posted_iat}); refusing to roll back")]
-    Older {
-        /// `iat` of the stored JWT.
-        stored_iat: i64,
-        /// `iat` of the refused JWT.
-        posted_iat: i64,
-    },
-    /// The account was deleted and the JWT is not newer than the deleted one (HTTP 409).
-    #[error("the account was deleted (deleted JWT iat {deleted_iat}, posted iat {posted_iat}); only a JWT issued after it brings the account back")]
-    Deleted {
-        /// `iat` of the deleted JWT (or of the delete request when nothing was stored).
-        deleted_iat: i64,
-        /// `iat` of the refused JWT.
-        posted_iat: i64,
-    },
-    /// A pack merge found a JWT that is not newer than the stored one; nothing was changed.
-    #[error("not newer than the stored JWT (iat {posted_iat} <= {stored_iat})")]
-    NotNewer {
-        /// `iat` of the stored JWT.
-        stored_iat: i64,
-        /// `iat` of the offered JWT.
-        posted_iat: i64,
-    },
+    /// An older JWT than the stored one, one for a deleted account, or (merges) one that is
+    /// not newer (HTTP 409); nothing was changed.
+    #[error(transparent)]
+    Conflict(#[from] Refusal),
     /// This server does not take POSTs (HTTP 405): read-only store or replica.
     #[error("{0}")]
     Refused(String),
@@ -68,9 +44,6 @@ pub enum SubmitError {
     /// The store failed (HTTP 500); nothing was changed.
     #[error("error saving JWT: {0}")]
     Store(#[from] StoreError),
-    /// The blocking task running the store call failed.
-    #[error("error saving JWT: {0}")]
-    Task(String),
 }
 
 /// Why a JWT could not be read.
@@ -79,9 +52,6 @@ pub enum LookupError {
     /// The store failed.
     #[error("error loading JWT: {0}")]
     Store(#[from] StoreError),
-    /// The blocking task running the store call failed.
-    #[error("error loading JWT: {0}")]
-    Task(String),
 }
 
 /// Where a served JWT came from.
@@ -104,23 +74,11 @@ pub struct Submitted {
     pub changed: bool,
 }
 
-/// Which JWT wins when one is stored already.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Write {
-    /// A push (POST, NATS update): an equal `iat` replaces the stored JWT, an older one is
-    /// refused.
-    Replace,
-    /// A pack merge: only a newer `iat` replaces the stored JWT, so two sources with different
-    /// JWTs of the same `iat` cannot flip it back and forth.
-    Merge,
-}
-
 /// Reads, checks and stores account JWTs.
 pub struct Accounts {
     trust: Arc<Trust>,
-    store: Arc<dyn JwtStore>,
+    store: Arc<dyn AccountStore>,
     notifier: Notifier,
-    locks: Vec<tokio::sync::Mutex<()>>,
     policy: Policy,
     cache: Option<crate::cache::JwtCache>,
     repairs: Arc<resolver::Repairs>,
@@ -177,7 +135,7 @@ pub struct Policy {
 impl Accounts {
     /// A service over `store`, trusting what `trust` trusts, announcing changes through
     /// `notifier`.
-    pub fn new(trust: Arc<Trust>, store: Arc<dyn JwtStore>, notifier: Notifier) -> Self {
+    pub fn new(trust: Arc<Trust>, store: Arc<dyn AccountStore>, notifier: Notifier) -> Self {
         let policy = Policy {
             pack_limit: 10_000,
             cache_bytes: 0,
@@ -189,7 +147,7 @@ impl Accounts {
     /// A service with a non-default [`Policy`].
     pub fn with_policy(
         trust: Arc<Trust>,
-        store: Arc<dyn JwtStore>,
+        store: Arc<dyn AccountStore>,
         notifier: Notifier,
         policy: Policy,
     ) -> Self {
@@ -197,9 +155,6 @@ impl Accounts {
             trust,
             store,
             notifier,
-            locks: (0..LOCK_SHARDS)
-                .map(|_| tokio::sync::Mutex::new(()))
-                .collect(),
             cache: (policy.cache_bytes > 0)
                 .then(|| crate::cache::JwtCache::new(policy.cache_bytes)),
             policy,
@@ -215,7 +170,7 @@ impl Accounts {
     }
 
     /// The store.
-    pub fn store(&self) -> &Arc<dyn JwtStore> {
+    pub fn store(&self) -> &Arc<dyn AccountStore> {
         &self.store
     }
 
@@ -234,19 +189,6 @@ impl Accounts {
         self.policy.pack_limit
     }
 
-    fn lock_for(&self, key: &AccountKey) -> &tokio::sync::Mutex<()> {
-        use std::hash::{BuildHasher, BuildHasherDefault, DefaultHasher};
-        let hash = BuildHasherDefault::<DefaultHasher>::default().hash_one(key.as_str());
-        &self.locks[(hash as usize) % self.locks.len()]
-    }
-
-    /// Reads `key`'s stored bytes. Reads of small files are served from the page cache, so
-    /// they run on the calling task instead of a hop to the blocking pool (the GET hot path);
-    /// writes, which fsync, always go to the blocking pool.
-    async fn load_raw(&self, key: &AccountKey) -> Result<Option<Vec<u8>>, LookupError> {
-        Ok(self.store.load(key)?)
-    }
-
     /// The JWT to serve for `key`: the stored one (checked first when the policy says so), else
     /// the configured system account JWT when `key` is the system account (also when the file's
     /// JWT is newer than the stored one), else (replica) the primary's, else `None`.
@@ -259,9 +201,9 @@ impl Accounts {
         }
         let epoch = self.cache.as_ref().map(|c| c.epoch(key));
         let sys = self.trust.system_account().filter(|sys| &sys.key == key);
-        if let Some(bytes) = self.load_raw(key).await? {
+        if let Some(bytes) = self.store.load(key).await? {
             if !self.policy.verify_reads || self.readable(key, &bytes) {
-                let jwt = StoredJwt::inspect(Bytes::from(bytes));
+                let jwt = StoredJwt::inspect(bytes);
                 if sys.is_none_or(|sys| jwt.iat >= sys.iat) {
                     if let (Some(cache), Some(epoch)) = (&self.cache, epoch) {
                         cache.put(key, &jwt, epoch);
@@ -278,7 +220,7 @@ impl Accounts {
         }
         if let Some(primary) = &self.policy.primary {
             if let Some(jwt) = primary.fetch(key).await {
-                match self.store_checked(key, &jwt, Write::Replace).await {
+                match self.store_checked(key, &jwt, Mode::Replace).await {
                     Ok(done) => {
                         tracing::info!("cached {} from the primary", key.short());
                         return Ok(Some((
@@ -326,7 +268,7 @@ impl Accounts {
             }
             (checked, _) => {
                 let (token, _) = checked?;
-                self.store_token(key, token, Write::Replace).await?
+                self.store_token(key, token, Mode::Replace).await?
             }
         };
         self.notifier
@@ -355,7 +297,7 @@ impl Accounts {
             return Err(SubmitError::Accepted(reply_text));
         }
         tracing::info!("{} JWT signed by the signing service", key.short());
-        self.store_checked(key, signed.as_bytes(), Write::Replace)
+        self.store_checked(key, signed.as_bytes(), Mode::Replace)
             .await
     }
 
@@ -366,7 +308,7 @@ impl Accounts {
         key: &AccountKey,
         body: &[u8],
     ) -> Result<Submitted, SubmitError> {
-        self.store_checked(key, body, Write::Replace).await
+        self.store_checked(key, body, Mode::Replace).await
     }
 
     /// Sends the stored JWT of `key` to nats-servers again (GET `?notify=true`), at most once
@@ -390,6 +332,14 @@ impl Accounts {
     pub fn forget(&self, key: &AccountKey) {
         if let Some(cache) = &self.cache {
             cache.invalidate(key);
+        }
+        self.pack_cache.changed();
+    }
+
+    /// Drops every cached JWT and the pack (changes may have been missed).
+    pub fn forget_all(&self) {
+        if let Some(cache) = &self.cache {
+            cache.clear();
         }
         self.pack_cache.changed();
     }
@@ -444,78 +394,44 @@ impl Accounts {
         &self,
         key: &AccountKey,
         body: &[u8],
-        mode: Write,
+        mode: Mode,
     ) -> Result<Submitted, SubmitError> {
         let text = std::str::from_utf8(body).map_err(|_| Rejection::NotText)?;
         let (token, _claims) = self.trust.check_account(key, text.trim(), unix_now())?;
         self.store_token(key, token, mode).await
     }
 
-    /// Refuses rollbacks and writes a checked token under the key's lock. The JWT to compare
-    /// with is the stored one, when it would still be accepted today (see
-    /// [`Trust::rollback_floor`]), and for the system account also `systemaccountjwtpath`. A
-    /// deleted account comes back only with a JWT issued after the deleted one.
+    /// Stores a checked token with the store's conditional put, which refuses rollbacks
+    /// atomically. The JWT to compare with is the stored one, when it would still be accepted
+    /// today (see [`Trust::rollback_floor`]), and for the system account also
+    /// `systemaccountjwtpath`. A deleted account comes back only with a JWT issued after the
+    /// deleted one.
     async fn store_token(
         &self,
         key: &AccountKey,
         token: Token,
-        mode: Write,
+        mode: Mode,
     ) -> Result<Submitted, SubmitError> {
-        let posted_iat = token.claims.iat;
-        let _guard = self.lock_for(key).lock().await;
-        let store = self.store.clone();
-        let trust = self.trust.clone();
-        let owned_key = key.clone();
-        let bytes = token.raw.as_bytes().to_vec();
-        let (changed, created) =
-            tokio::task::spawn_blocking(move || -> Result<(bool, bool), SubmitError> {
-                let existing = store.load(&owned_key)?;
-                let created = existing.is_none();
-                if created {
-                    if let Some(deleted_iat) = store
-                        .tombstone(&owned_key)?
-                        .and_then(|t| crate::jwt::peek::peek(&t))
-                        .map(|p| p.iat)
-                        .filter(|iat| *iat >= posted_iat)
-                    {
-                        return Err(SubmitError::Deleted {
-                            deleted_iat,
-                            posted_iat,
-                        });
-                    }
-                }
-                let mut floor = trust
-                    .system_account()
-                    .filter(|sys| sys.key == owned_key)
-                    .map(|sys| sys.iat);
-                if let Some(existing) = existing {
-                    if existing == bytes {
-                        return Ok((false, false));
-                    }
-                    floor = floor.max(trust.rollback_floor(&owned_key, &existing, unix_now()));
-                }
-                if let Some(stored_iat) = floor.filter(|iat| *iat > posted_iat) {
-                    return Err(SubmitError::Older {
-                        stored_iat,
-                        posted_iat,
-                    });
-                }
-                if let Some(stored_iat) =
-                    floor.filter(|iat| mode == Write::Merge && *iat >= posted_iat)
-                {
-                    return Err(SubmitError::NotNewer {
-                        stored_iat,
-                        posted_iat,
-                    });
-                }
-                store.save(&owned_key, &bytes)?;
-                Ok((true, created))
-            })
-            .await
-            .map_err(|e| SubmitError::Task(e.to_string()))??;
-        if created {
+        let (trust, owned) = (self.trust.clone(), key.clone());
+        let rule = WriteRule {
+            posted_iat: token.claims.iat,
+            mode,
+            floor: self
+                .trust
+                .system_account()
+                .filter(|sys| &sys.key == key)
+                .map(|sys| sys.iat),
+            stored_floor: Arc::new(move |stored| trust.rollback_floor(&owned, stored, unix_now())),
+        };
+        let jwt = Bytes::from(token.raw.clone());
+        let put = self.store.put(key, jwt, &rule).await.map_err(|e| match e {
+            PutError::Refused(why) => SubmitError::Conflict(why),
+            PutError::Store(e) => SubmitError::Store(e),
+        })?;
+        if put == (Put::Written { created: true }) {
             metrics::gauge!(crate::metrics::STORE_JWTS).increment(1.0);
         }
+        let changed = put != Put::Unchanged;
         if changed {
             self.forget(key);
         }

@@ -9,10 +9,11 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 
-use super::{unix_now, Accounts, LookupError, StoredJwt, SubmitError, Write};
+use super::{unix_now, Accounts, LookupError, StoredJwt, SubmitError};
 use crate::keys::AccountKey;
 use crate::notify::resolver::{Answer, Inbound, Pack};
-use crate::store::StoreError;
+use crate::store::Mode;
+use crate::store::{Refusal, StoreError};
 use crate::trust::{Rejection, Trust};
 
 /// Why a delete request was refused; the texts are nats-server's.
@@ -213,19 +214,7 @@ impl Accounts {
     }
 
     async fn delete_one(&self, key: &AccountKey, tombstone: Bytes) -> Result<(), StoreError> {
-        let _guard = self.lock_for(key).lock().await;
-        let store = self.store.clone();
-        let owned = key.clone();
-        let existed = tokio::task::spawn_blocking(move || {
-            let existed = store.load(&owned)?.is_some();
-            store.delete(&owned, &tombstone).map(|()| existed)
-        })
-        .await
-        .map_err(|e| StoreError::Io {
-            action: "deleting",
-            path: key.to_string(),
-            source: std::io::Error::other(e.to_string()),
-        })??;
+        let existed = self.store.delete(key, tombstone).await?;
         if existed {
             metrics::gauge!(crate::metrics::STORE_JWTS).decrement(1.0);
         }
@@ -243,8 +232,8 @@ impl Accounts {
             .await
     }
 
-    /// Folds (on a blocking thread) up to `max` stored JWTs that decode and have not expired,
-    /// in key order, one at a time into `acc`: nothing but `acc` is kept.
+    /// Folds up to `max` stored JWTs that decode and have not expired, in key order, one at a
+    /// time into `acc`: nothing but `acc` is kept.
     pub async fn fold_unexpired<T, F>(
         &self,
         max: usize,
@@ -255,28 +244,22 @@ impl Accounts {
         T: Send + 'static,
         F: FnMut(&mut T, AccountKey, StoredJwt) + Send + 'static,
     {
-        let store = self.store.clone();
         let now = unix_now();
-        tokio::task::spawn_blocking(move || -> Result<T, StoreError> {
-            let mut taken = 0;
-            for key in store.keys()? {
-                if taken >= max {
-                    break;
-                }
-                let Some(bytes) = store.load(&key)? else {
-                    continue;
-                };
-                let jwt = StoredJwt::inspect(Bytes::from(bytes));
-                if jwt.etag.is_some() && !(jwt.exp > 0 && jwt.exp < now) {
-                    taken += 1;
-                    f(&mut acc, key, jwt);
-                }
+        let mut taken = 0;
+        for key in self.store.keys().await? {
+            if taken >= max {
+                break;
             }
-            Ok(acc)
-        })
-        .await
-        .map_err(|e| LookupError::Task(e.to_string()))?
-        .map_err(LookupError::from)
+            let Some(bytes) = self.store.load(&key).await? else {
+                continue;
+            };
+            let jwt = StoredJwt::inspect(bytes);
+            if jwt.etag.is_some() && !(jwt.exp > 0 && jwt.exp < now) {
+                taken += 1;
+                f(&mut acc, key, jwt);
+            }
+        }
+        Ok(acc)
     }
 
     /// The store as a PACK reply carries it, with nats-server's store hash (XOR of the
@@ -300,9 +283,11 @@ impl Accounts {
     /// ours and not older than a deletion. `Ok(false)` when ours is as new.
     /// Like updates over NATS, merges are taken by replicas too (a read-only store refuses).
     pub async fn merge(&self, key: &AccountKey, jwt: &[u8]) -> Result<bool, SubmitError> {
-        match self.store_checked(key, jwt, Write::Merge).await {
+        match self.store_checked(key, jwt, Mode::Merge).await {
             Ok(done) => Ok(done.changed),
-            Err(SubmitError::NotNewer { .. } | SubmitError::Older { .. }) => Ok(false),
+            Err(SubmitError::Conflict(Refusal::NotNewer { .. } | Refusal::Older { .. })) => {
+                Ok(false)
+            }
             Err(e) => Err(e),
         }
     }
@@ -318,24 +303,20 @@ impl Accounts {
             key.short()
         );
         let (store, notifier, owned) = (self.store.clone(), self.notifier.clone(), key.clone());
-        let send = move || match store.load(&owned) {
-            Ok(Some(bytes)) => {
-                notifier.account_updated(&owned, Bytes::from(bytes));
-            }
-            Ok(None) => {}
-            Err(e) => tracing::error!("cannot re-publish {}: {e}", owned.short()),
-        };
-        if delay.is_zero() {
-            send();
-        } else {
-            let repairs = self.repairs.clone();
-            let key = key.clone();
-            tokio::spawn(async move {
+        let repairs = (!delay.is_zero()).then(|| self.repairs.clone());
+        tokio::spawn(async move {
+            if let Some(repairs) = repairs {
                 tokio::time::sleep(delay).await;
-                repairs.done_scheduled(&key);
-                send();
-            });
-        }
+                repairs.done_scheduled(&owned);
+            }
+            match store.load(&owned).await {
+                Ok(Some(bytes)) => {
+                    notifier.account_updated(&owned, bytes);
+                }
+                Ok(None) => {}
+                Err(e) => tracing::error!("cannot re-publish {}: {e}", owned.short()),
+            }
+        });
     }
 
     /// Handles an update received over NATS: the rules of a POST, nats-server's answer texts,
@@ -363,7 +344,7 @@ impl Accounts {
         let stored = match decoded {
             Ok((token, claims)) => {
                 match self.trust.check_decoded(&key, token, claims, unix_now()) {
-                    Ok((token, _)) => self.store_token(&key, token, Write::Replace).await,
+                    Ok((token, _)) => self.store_token(&key, token, Mode::Replace).await,
                     Err(why) => Err(why.into()),
                 }
             }
@@ -384,18 +365,16 @@ impl Accounts {
                     "refused an update for {} received over NATS: {e}",
                     key.short()
                 );
-                if let SubmitError::Older {
+                if let SubmitError::Conflict(Refusal::Older {
                     stored_iat,
                     posted_iat,
-                } = &e
+                }) = &e
                 {
                     self.repair(&key, *posted_iat, *stored_iat);
                 }
                 let (code, prefix) = match &e {
                     SubmitError::Rejected(_) => (400, "jwt validation failed"),
-                    SubmitError::Older { .. } | SubmitError::Deleted { .. } => {
-                        (409, "jwt update resulted in error")
-                    }
+                    SubmitError::Conflict(_) => (409, "jwt update resulted in error"),
                     SubmitError::Refused(_) => (405, "jwt update resulted in error"),
                     _ => (500, "jwt update resulted in error"),
                 };

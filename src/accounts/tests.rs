@@ -43,7 +43,8 @@ fn world(allow_delete: bool) -> World {
         pack_limit: 10_000,
         ..Policy::default()
     };
-    let accounts = Accounts::with_policy(trust, store.clone(), Notifier::disabled(), policy);
+    let blocking = Arc::new(crate::store::Blocking::new(store.clone()));
+    let accounts = Accounts::with_policy(trust, blocking, Notifier::disabled(), policy);
     World {
         _dir: dir,
         operator,
@@ -120,11 +121,11 @@ async fn a_deleted_account_comes_back_only_with_a_newer_jwt() {
     ] {
         assert!(matches!(
             w.accounts.merge(&key, &jwt).await,
-            Err(SubmitError::Deleted { .. })
+            Err(SubmitError::Conflict(crate::store::Refusal::Deleted { .. }))
         ));
         assert!(matches!(
             w.accounts.submit(&key, &jwt).await,
-            Err(SubmitError::Deleted { .. })
+            Err(SubmitError::Conflict(crate::store::Refusal::Deleted { .. }))
         ));
     }
     let v2 = account_jwt(&w, &a, "v2", now + 1);

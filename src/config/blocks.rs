@@ -9,7 +9,7 @@ use super::load::{did_you_mean, ConfigError, UnknownKeys};
 use super::natsconf::{Map, Node, Value};
 use super::values::*;
 use super::TlsConfig;
-use super::{Config, HttpConfig, LoggingConfig, NatsConfig, StoreConfig};
+use super::{Config, HttpConfig, JetStreamConfig, LoggingConfig, NatsConfig, StoreConfig};
 use crate::activations::Quota;
 
 /// What a reader answers: `true` when it knew the key.
@@ -125,7 +125,7 @@ pub(super) fn top(cx: &Cx, c: &mut Config, key: &str, path: &str, node: &Node) -
             http(cx, &mut c.http, k, p, n)
         })?,
         "store" => cx.each(path, node, keys::STORE, |k, p, n| {
-            store(&mut c.store, k, p, n)
+            store(cx, &mut c.store, k, p, n)
         })?,
         "activations" => cx.each(path, node, keys::ACTIVATIONS, |k, p, n| {
             activations(&mut c.activations, k, p, n)
@@ -201,7 +201,7 @@ fn http(cx: &Cx, c: &mut HttpConfig, key: &str, p: &str, n: &Node) -> Known {
 }
 
 /// A key of `store { }`.
-fn store(c: &mut StoreConfig, key: &str, p: &str, n: &Node) -> Known {
+fn store(cx: &Cx, c: &mut StoreConfig, key: &str, p: &str, n: &Node) -> Known {
     match key {
         "dir" => c.dir = Some(path_value(p, n)?),
         "shard" => c.shard = boolean(p, n)?,
@@ -212,6 +212,57 @@ fn store(c: &mut StoreConfig, key: &str, p: &str, n: &Node) -> Known {
         "allowdelete" => c.allow_delete = boolean(p, n)?,
         "filemode" => c.file_mode = Some(mode(p, n, 0o600, "read and write")?),
         "dirmode" => c.dir_mode = Some(mode(p, n, 0o700, "full")?),
+        "jetstream" => {
+            let mut js = JetStreamConfig::default();
+            cx.each(p, n, keys::JETSTREAM, |k, p, n| {
+                jetstream(cx, &mut js, k, p, n)
+            })?;
+            if js.servers.is_empty() {
+                let why = "a jetstream store needs servers: [\"nats://host:4222\", ...]";
+                return Err(value_error(p, &n.pos, why.into()));
+            }
+            if js.user.is_some() != js.password.is_some() {
+                let why = "user and password go together";
+                return Err(value_error(p, &n.pos, why.into()));
+            }
+            c.jetstream = Some(js);
+        }
+        _ => return Ok(false),
+    }
+    Ok(true)
+}
+
+/// A key of `store { jetstream { } }`.
+fn jetstream(cx: &Cx, c: &mut JetStreamConfig, key: &str, p: &str, n: &Node) -> Known {
+    match key {
+        "servers" => c.servers = strings(p, n)?,
+        "usercredentials" => c.user_credentials = Some(path_value(p, n)?),
+        "user" => c.user = Some(string(p, n)?),
+        "password" => c.password = Some(string(p, n)?),
+        "tls" => c.tls = cx.tls(p, n)?,
+        "bucket" => {
+            let bucket = string(p, n)?;
+            let valid = |ch: char| ch.is_ascii_alphanumeric() || ch == '-' || ch == '_';
+            if bucket.is_empty() || !bucket.chars().all(valid) {
+                let why = format!("{bucket:?} is not a bucket name (letters, digits, - and _)");
+                return Err(value_error(p, &n.pos, why));
+            }
+            c.bucket = bucket;
+        }
+        "replicas" => {
+            let replicas = positive(p, n)?;
+            if replicas > 5 {
+                return Err(value_error(p, &n.pos, "at most 5 replicas".into()));
+            }
+            c.replicas = replicas;
+        }
+        "history" => {
+            let history = positive(p, n)?;
+            if history > 64 {
+                return Err(value_error(p, &n.pos, "history is at most 64".into()));
+            }
+            c.history = history as i64;
+        }
         _ => return Ok(false),
     }
     Ok(true)

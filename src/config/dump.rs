@@ -59,6 +59,18 @@ pub fn to_conf(config: &Config) -> String {
     out.bool("allowdelete", s.allow_delete);
     out.mode("filemode", s.file_mode);
     out.mode("dirmode", s.dir_mode);
+    if let Some(js) = &s.jetstream {
+        out.open("jetstream");
+        out.strings("servers", &js.servers);
+        out.path("usercredentials", js.user_credentials.as_deref());
+        out.string_opt("user", js.user.as_deref());
+        out.string_opt("password", js.password.as_deref());
+        out.string("bucket", &js.bucket);
+        out.int("replicas", js.replicas);
+        out.int("history", js.history);
+        out.tls(&js.tls);
+        out.close();
+    }
     out.close();
 
     out.open("activations");

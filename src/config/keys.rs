@@ -58,6 +58,18 @@ pub const STORE: &[&str] = &[
     "allowdelete",
     "filemode",
     "dirmode",
+    "jetstream",
+];
+/// Keys of `store { jetstream { } }`.
+pub const JETSTREAM: &[&str] = &[
+    "servers",
+    "usercredentials",
+    "user",
+    "password",
+    "tls",
+    "bucket",
+    "replicas",
+    "history",
 ];
 /// Keys of `activations { }`.
 pub const ACTIVATIONS: &[&str] = &["maxperissuer", "maxbytesperissuer"];

@@ -159,6 +159,44 @@ pub struct StoreConfig {
     pub file_mode: Option<u32>,
     /// `dirmode`: permission bits of the folders the store creates (`None`: 0750).
     pub dir_mode: Option<u32>,
+    /// `jetstream { ... }`: keep the account JWTs in a JetStream KV bucket instead.
+    pub jetstream: Option<JetStreamConfig>,
+}
+
+/// `store { jetstream { ... } }`: the KV bucket account JWTs are kept in.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct JetStreamConfig {
+    /// NATS URLs of the JetStream servers.
+    pub servers: Vec<String>,
+    /// `usercredentials`: creds file of a user of the account that holds the bucket.
+    pub user_credentials: Option<PathBuf>,
+    /// `user` (with `password`).
+    pub user: Option<String>,
+    /// `password` (with `user`).
+    pub password: Option<String>,
+    /// `tls { root, cert, key }`.
+    pub tls: TlsConfig,
+    /// `bucket`: the KV bucket's name.
+    pub bucket: String,
+    /// `replicas`: the bucket's replicas when it is created.
+    pub replicas: usize,
+    /// `history`: values kept per key when the bucket is created.
+    pub history: i64,
+}
+
+impl Default for JetStreamConfig {
+    fn default() -> Self {
+        JetStreamConfig {
+            servers: Vec::new(),
+            user_credentials: None,
+            user: None,
+            password: None,
+            tls: TlsConfig::default(),
+            bucket: "nats-account-jwts".into(),
+            replicas: 1,
+            history: 5,
+        }
+    }
 }
 
 impl Default for Config {

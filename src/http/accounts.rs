@@ -8,8 +8,9 @@ use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 
 use super::{decode, ok_body, text_error, AppState, Flags, IfNoneMatch};
-use crate::accounts::{unix_now, Source, StoredJwt, SubmitError};
+use crate::accounts::{unix_now, LookupError, Source, StoredJwt, SubmitError};
 use crate::keys::AccountKey;
+use crate::store::StoreError;
 
 /// Seconds a cache may keep serving a stale JWT while it revalidates or when we are down.
 const STALE_SECONDS: i64 = 3600;
@@ -137,6 +138,10 @@ async fn respond_with_account(
     let (jwt, source) = match state.accounts().lookup(&key).await {
         Ok(Some(found)) => found,
         Ok(None) => return text_error(StatusCode::NOT_FOUND, "no matching account JWT"),
+        Err(e @ LookupError::Store(StoreError::Unavailable(_))) => {
+            tracing::error!("{} - {e}", key.short());
+            return text_error(StatusCode::SERVICE_UNAVAILABLE, &e.to_string());
+        }
         Err(e) => {
             tracing::error!("{} - {e}", key.short());
             return text_error(StatusCode::INTERNAL_SERVER_ERROR, "error loading JWT");
@@ -223,7 +228,7 @@ pub(super) async fn post_account(
             tracing::error!("{} - rejected JWT - {why}", key.short());
             text_error(StatusCode::BAD_REQUEST, &why.to_string())
         }
-        Err(e @ (SubmitError::Older { .. } | SubmitError::Deleted { .. })) => {
+        Err(e @ SubmitError::Conflict(_)) => {
             crate::metrics::post_outcome("older");
             tracing::error!("{} - rejected JWT - {e}", key.short());
             text_error(StatusCode::CONFLICT, &e.to_string())
@@ -261,6 +266,11 @@ pub(super) async fn post_account(
             let message = format!("Failure during signature request: signing service {e}");
             tracing::error!("{} - error when signing account - {e}", key.short());
             text_error(status, &message)
+        }
+        Err(e @ SubmitError::Store(StoreError::Unavailable(_))) => {
+            crate::metrics::post_outcome("unavailable");
+            tracing::error!("{} - {e}", key.short());
+            text_error(StatusCode::SERVICE_UNAVAILABLE, &e.to_string())
         }
         Err(e) => {
             crate::metrics::post_outcome("error");

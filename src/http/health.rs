@@ -5,7 +5,7 @@ use axum::extract::{RawQuery, State};
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 
-use super::{text_error, AppState, Flags};
+use super::{AppState, Flags};
 use crate::health::{readiness, Readiness};
 
 /// `/healthz`: liveness, or readiness with `?ready=true`.
@@ -19,18 +19,7 @@ pub(super) async fn healthz(state: State<AppState>, RawQuery(query): RawQuery) -
 
 /// `/readyz`: 200 when ready, 503 otherwise; the body says what is and is not fine.
 pub(super) async fn readyz(State(state): State<AppState>) -> Response {
-    let accounts = state.accounts();
-    // The store check is a stat and an access of its folder: keep a hung mount off the workers.
-    let report = match tokio::task::spawn_blocking(move || readiness(&accounts)).await {
-        Ok(report) => report,
-        Err(e) => {
-            return text_error(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                &format!("readiness check failed: {e}"),
-            )
-        }
-    };
-    respond(&report)
+    respond(&readiness(&state.accounts()).await)
 }
 
 fn respond(report: &Readiness) -> Response {

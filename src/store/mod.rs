@@ -1,23 +1,34 @@
 //! Where account JWTs live. A store maps an [`AccountKey`] to the exact bytes of its JWT; it
-//! knows nothing about trust or validation (the [`crate::accounts`] service decides what may be
-//! saved). Calls block on file I/O, so async callers run them on the blocking pool.
+//! knows nothing about trust (the [`crate::accounts`] service decides what may be saved), but
+//! it owns the rule of a write ([`rule`]): the account service talks to every backend through
+//! the async [`AccountStore`] contract, whose conditional put refuses rollbacks atomically.
+//!
+//! The directory, memory and nsc stores are [`JwtStore`]s, whose calls block on file I/O;
+//! [`Blocking`] turns one into an [`AccountStore`] (a key lock makes its puts atomic). The
+//! JetStream KV store ([`jetstream`]) is an [`AccountStore`] itself (revision compare-and-set).
 
+pub mod blocking;
 pub mod dir;
 pub mod fallback;
 #[cfg(feature = "fault-injection")]
 mod fault;
+pub mod jetstream;
 pub mod memory;
 pub mod nsc;
+pub mod rule;
 pub mod stored;
 mod usable;
 pub mod watch;
 
 use crate::keys::{AccountKey, ActivationId};
 
+pub use blocking::Blocking;
 pub use dir::DirStore;
 pub use fallback::WithFallback;
+pub use jetstream::KvStore;
 pub use memory::MemoryStore;
 pub use nsc::NscStore;
+pub use rule::{Mode, Put, Refusal, WriteRule};
 pub use stored::{etag_of, StoredJwt};
 
 /// A key a store can file JWTs under: its text is safe as a file name.
@@ -64,6 +75,12 @@ pub enum StoreError {
     /// The store refuses writes.
     #[error("the store is read-only")]
     ReadOnly,
+    /// The store cannot be reached now (JetStream down, no quorum); nothing was changed.
+    #[error("the store is unavailable: {0}")]
+    Unavailable(String),
+    /// The blocking task running a store call failed (panicked or was cancelled).
+    #[error("the store task failed: {0}")]
+    Task(String),
     /// A JWT file of the store is a symbolic link, which reads refuse to follow (it could
     /// serve any file the server can read).
     #[error("refusing to read {path}: it is a symbolic link")]
@@ -73,7 +90,60 @@ pub enum StoreError {
     },
 }
 
-/// A key → JWT store (account keys by default, activation hash ids for activations).
+/// A boxed future of a store call.
+pub type StoreFuture<'a, T> =
+    std::pin::Pin<Box<dyn std::future::Future<Output = Result<T, StoreError>> + Send + 'a>>;
+
+/// Why a conditional put did not store the JWT.
+#[derive(Debug, thiserror::Error)]
+pub enum PutError {
+    /// The rule refused it (an older JWT, a deleted account); nothing was changed.
+    #[error(transparent)]
+    Refused(#[from] Refusal),
+    /// The store failed; nothing was changed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// The contract between the account service and every account store backend.
+pub trait AccountStore: Send + Sync + 'static {
+    /// The stored JWT of `key`, or `None` when there is none (or it was deleted).
+    fn load<'a>(&'a self, key: &'a AccountKey) -> StoreFuture<'a, Option<bytes::Bytes>>;
+
+    /// Stores `jwt` for `key` when `rule` allows it over what is stored, deciding and writing
+    /// as one atomic step (no other write to `key`, from this process or another, comes in
+    /// between). Durable when it returns `Ok(Put::Written)`.
+    fn put<'a>(
+        &'a self,
+        key: &'a AccountKey,
+        jwt: bytes::Bytes,
+        rule: &'a WriteRule,
+    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<Put, PutError>> + Send + 'a>>;
+
+    /// Deletes `key`, leaving the stored JWT (or `request` when none was stored) as the
+    /// tombstone a later put is checked against. Returns whether a JWT was stored.
+    fn delete<'a>(&'a self, key: &'a AccountKey, request: bytes::Bytes) -> StoreFuture<'a, bool>;
+
+    /// Every key that has a JWT, sorted.
+    fn keys(&self) -> StoreFuture<'_, Vec<AccountKey>>;
+
+    /// How many keys have a JWT.
+    fn count(&self) -> StoreFuture<'_, usize>;
+
+    /// A short description for logs.
+    fn describe(&self) -> String;
+
+    /// `true` when puts always fail with [`StoreError::ReadOnly`].
+    fn is_read_only(&self) -> bool {
+        false
+    }
+
+    /// Whether the store can be used now (for readiness), without reading any JWT.
+    fn check(&self) -> StoreFuture<'_, ()>;
+}
+
+/// A key → JWT store whose calls block (account keys by default, activation hash ids for
+/// activations); see [`Blocking`] for its [`AccountStore`] side.
 pub trait JwtStore<K: StoreKey = AccountKey>: Send + Sync + 'static {
     /// The stored JWT of `key`, or `None` when there is none.
     fn load(&self, key: &K) -> Result<Option<Vec<u8>>, StoreError>;

@@ -1,0 +1,410 @@
+//! The JetStream key-value store (`store { jetstream { ... } }`): account JWTs in a KV bucket
+//! that any number of account servers share. Keys are account public keys, values the exact
+//! JWT bytes. A put reads the key's last entry, applies the [`WriteRule`] and writes with that
+//! entry's revision as the expected one (compare-and-set), retrying when another writer came
+//! first; so the newest `iat` wins across instances and nothing rolls back. A delete writes the
+//! deleted JWT under `deleted.<key>` (the tombstone later puts are checked against), then the
+//! KV delete marker.
+//!
+//! Reads go to the stream leader (not to the direct-get of any replica, which may lag behind),
+//! so a read after an acknowledged write sees it. [`KvStore::watch`] reports every change, made
+//! here or by another instance, so the account service can keep its cache exact.
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use async_nats::jetstream::{self, kv};
+use bytes::Bytes;
+use futures_util::StreamExt;
+
+use super::{AccountStore, Put, PutError, StoreError, StoreFuture, WriteRule};
+use crate::config::JetStreamConfig;
+use crate::keys::AccountKey;
+
+/// How long one JetStream request may take before the store reports itself unavailable.
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(3);
+/// Most compare-and-set attempts of one put before giving up (each loses only to another
+/// writer of the same key that succeeded).
+const MAX_ATTEMPTS: usize = 64;
+/// The key prefix of tombstones.
+const TOMBSTONE_PREFIX: &str = "deleted.";
+
+/// The KV store.
+pub struct KvStore {
+    bucket: String,
+    servers: String,
+    client: async_nats::Client,
+    kv: tokio::sync::OnceCell<kv::Store>,
+    /// Why the bucket is not open yet (for errors and readiness).
+    opening: Mutex<String>,
+}
+
+impl std::fmt::Debug for KvStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("KvStore")
+            .field("bucket", &self.bucket)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The last entry of a key: its value (`None` when deleted) and revision.
+struct Entry {
+    value: Option<Bytes>,
+    revision: u64,
+}
+
+fn unavailable(what: &str, e: impl std::fmt::Display) -> StoreError {
+    StoreError::Unavailable(format!("{what}: {e}"))
+}
+
+impl KvStore {
+    /// Connects to `config.servers` (in the background: the call returns at once) and opens
+    /// the bucket, creating it when missing; until it is open, calls fail with
+    /// [`StoreError::Unavailable`].
+    pub async fn open(config: &JetStreamConfig) -> Result<Arc<KvStore>, StoreError> {
+        let client =
+            async_nats::connect_with_options(config.servers.join(","), options(config).await?)
+                .await
+                .map_err(|e| unavailable("connecting to JetStream", e))?;
+        let store = Arc::new(KvStore {
+            bucket: config.bucket.clone(),
+            servers: config.servers.join(", "),
+            client,
+            kv: tokio::sync::OnceCell::new(),
+            opening: Mutex::new("connecting".into()),
+        });
+        let (opener, config) = (store.clone(), config.clone());
+        tokio::spawn(async move { opener.open_bucket(&config).await });
+        Ok(store)
+    }
+
+    /// Opens (or creates) the bucket, retrying until it works.
+    async fn open_bucket(&self, config: &JetStreamConfig) {
+        let mut js = jetstream::new(self.client.clone());
+        js.set_timeout(REQUEST_TIMEOUT);
+        let mut delay = Duration::from_millis(100);
+        loop {
+            match bucket(&js, config).await {
+                Ok(store) => {
+                    let _ = self.kv.set(store);
+                    tracing::info!("JetStream bucket {} is open", self.bucket);
+                    return;
+                }
+                Err(why) => {
+                    tracing::warn!("cannot open JetStream bucket {}: {why}", self.bucket);
+                    *self.opening.lock().unwrap_or_else(|e| e.into_inner()) = why;
+                }
+            }
+            tokio::time::sleep(delay).await;
+            delay = (delay * 2).min(Duration::from_secs(2));
+        }
+    }
+
+    /// The open bucket, or why there is none.
+    fn kv(&self) -> Result<&kv::Store, StoreError> {
+        self.kv.get().ok_or_else(|| {
+            let why = self.opening.lock().unwrap_or_else(|e| e.into_inner());
+            StoreError::Unavailable(format!(
+                "JetStream bucket {} is not open: {why}",
+                self.bucket
+            ))
+        })
+    }
+
+    /// The last entry of `key` (read from the stream leader).
+    async fn entry(&self, key: &str) -> Result<Option<Entry>, StoreError> {
+        use jetstream::stream::LastRawMessageErrorKind as Kind;
+        let kv = self.kv()?;
+        let subject = format!("{}{key}", kv.prefix);
+        match kv.stream.get_last_raw_message_by_subject(&subject).await {
+            Ok(message) => {
+                let op = message.headers.get("KV-Operation").map(|v| v.as_str());
+                let deleted = matches!(op, Some("DEL" | "PURGE"));
+                Ok(Some(Entry {
+                    value: (!deleted).then_some(message.payload),
+                    revision: message.sequence,
+                }))
+            }
+            Err(e) if e.kind() == Kind::NoMessageFound => Ok(None),
+            Err(e) => Err(unavailable(&format!("reading {key}"), e)),
+        }
+    }
+
+    /// Writes `value` under `key` when its last revision is still `revision` (0: no entry);
+    /// `Ok(false)` when another writer came first.
+    async fn write(&self, key: &str, value: Bytes, revision: u64) -> Result<bool, StoreError> {
+        match self.kv()?.update(key, value, revision).await {
+            Ok(_) => Ok(true),
+            Err(e) if e.kind() == kv::UpdateErrorKind::WrongLastRevision => Ok(false),
+            Err(e) => Err(unavailable(&format!("writing {key}"), e)),
+        }
+    }
+
+    async fn put_once(
+        &self,
+        key: &AccountKey,
+        jwt: &Bytes,
+        rule: &WriteRule,
+    ) -> Result<Option<Put>, PutError> {
+        let entry = self.entry(key.as_str()).await?;
+        let stored = entry.as_ref().and_then(|e| e.value.clone());
+        let tombstone = match &stored {
+            None => self.tombstone(key).await?,
+            Some(_) => None,
+        };
+        let put = rule.decide(jwt, stored.as_deref(), tombstone.as_deref())?;
+        if put == Put::Unchanged {
+            return Ok(Some(put));
+        }
+        let revision = entry.map_or(0, |e| e.revision);
+        let written = self.write(key.as_str(), jwt.clone(), revision).await?;
+        Ok(written.then_some(put))
+    }
+
+    async fn tombstone(&self, key: &AccountKey) -> Result<Option<Bytes>, StoreError> {
+        let entry = self.entry(&format!("{TOMBSTONE_PREFIX}{key}")).await?;
+        Ok(entry.and_then(|e| e.value))
+    }
+
+    async fn delete_once(
+        &self,
+        key: &AccountKey,
+        request: &Bytes,
+    ) -> Result<Option<bool>, StoreError> {
+        let kv = self.kv()?;
+        let tombstone_key = format!("{TOMBSTONE_PREFIX}{key}");
+        let entry = self.entry(key.as_str()).await?;
+        match entry {
+            Some(Entry {
+                value: Some(value),
+                revision,
+            }) => {
+                // The tombstone first: a put that sees the delete marker then finds it.
+                kv.put(&tombstone_key, value)
+                    .await
+                    .map_err(|e| unavailable(&format!("writing {tombstone_key}"), e))?;
+                match kv
+                    .delete_expect_revision(key.as_str(), Some(revision))
+                    .await
+                {
+                    Ok(()) => Ok(Some(true)),
+                    Err(e) if e.kind() == kv::DeleteErrorKind::WrongLastRevision => Ok(None),
+                    Err(e) => Err(unavailable(&format!("deleting {key}"), e)),
+                }
+            }
+            _ => {
+                // Nothing stored: the first tombstone stays, else the request becomes it.
+                if self.tombstone(key).await?.is_none()
+                    && !self.write(&tombstone_key, request.clone(), 0).await?
+                {
+                    return Ok(None);
+                }
+                Ok(Some(false))
+            }
+        }
+    }
+
+    /// Calls `changed` with the key of every account entry written or deleted from now on
+    /// (by any instance), and `lost` whenever changes may have been missed (the watch broke
+    /// and is started again from the last revision seen). Runs until the store is dropped.
+    pub fn watch(
+        self: &Arc<Self>,
+        changed: impl Fn(AccountKey) + Send + Sync + 'static,
+        lost: impl Fn() + Send + Sync + 'static,
+    ) -> tokio::task::JoinHandle<()> {
+        let weak = Arc::downgrade(self);
+        tokio::spawn(async move {
+            let mut next: Option<u64> = None;
+            loop {
+                let Some(store) = weak.upgrade() else { return };
+                let watch = match (store.kv(), next) {
+                    (Ok(kv), Some(rev)) => kv.watch_all_from_revision(rev).await.ok(),
+                    (Ok(kv), None) => kv.watch_all().await.ok(),
+                    (Err(_), _) => None,
+                };
+                drop(store);
+                if let Some(mut watch) = watch {
+                    while let Some(Ok(entry)) = watch.next().await {
+                        next = Some(entry.revision + 1);
+                        if let Ok(key) = AccountKey::parse(&entry.key) {
+                            changed(key);
+                        }
+                    }
+                    lost();
+                }
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+        })
+    }
+}
+
+/// Opens the configured bucket, creating it when missing; warns when its settings differ.
+async fn bucket(js: &jetstream::Context, config: &JetStreamConfig) -> Result<kv::Store, String> {
+    match js.get_key_value(&config.bucket).await {
+        Ok(store) => {
+            let have = &store.stream.cached_info().config;
+            if have.num_replicas != config.replicas
+                || have.max_messages_per_subject != config.history
+            {
+                tracing::warn!(
+                    "JetStream bucket {} has replicas {} and history {} (configured: {} and {}): using it as it is",
+                    config.bucket,
+                    have.num_replicas,
+                    have.max_messages_per_subject,
+                    config.replicas,
+                    config.history
+                );
+            }
+            Ok(store)
+        }
+        Err(e) if e.kind() == jetstream::context::KeyValueErrorKind::GetBucket => {
+            tracing::info!(
+                "creating JetStream bucket {} (replicas {}, history {})",
+                config.bucket,
+                config.replicas,
+                config.history
+            );
+            create_bucket(js, config).await?;
+            js.get_key_value(&config.bucket)
+                .await
+                .map_err(|e| e.to_string())
+        }
+        Err(e) => Err(e.to_string()),
+    }
+}
+
+/// Creates the bucket's stream the way the KV API does (async-nats' own bucket creation asks
+/// for account information first, whose reply from nats-server 2.9 it cannot read).
+async fn create_bucket(js: &jetstream::Context, config: &JetStreamConfig) -> Result<(), String> {
+    use jetstream::stream::{Config, DiscardPolicy, StorageType};
+    js.create_stream(Config {
+        name: format!("KV_{}", config.bucket),
+        description: Some("account JWTs of nats-account-server".into()),
+        subjects: vec![format!("$KV.{}.>", config.bucket)],
+        max_messages_per_subject: config.history,
+        max_message_size: -1,
+        storage: StorageType::File,
+        allow_rollup: true,
+        deny_delete: true,
+        allow_direct: true,
+        num_replicas: config.replicas,
+        discard: DiscardPolicy::New,
+        duplicate_window: Duration::from_secs(120),
+        ..Default::default()
+    })
+    .await
+    .map(|_| ())
+    .map_err(|e| e.to_string())
+}
+
+/// Connection options: credentials, user and password, TLS; connecting in the background.
+async fn options(config: &JetStreamConfig) -> Result<async_nats::ConnectOptions, StoreError> {
+    let mut opts = match &config.user_credentials {
+        Some(path) => async_nats::ConnectOptions::with_credentials_file(path.clone())
+            .await
+            .map_err(|e| StoreError::Io {
+                action: "reading",
+                path: path.display().to_string(),
+                source: e,
+            })?,
+        None => async_nats::ConnectOptions::new(),
+    };
+    if let (Some(user), Some(password)) = (&config.user, &config.password) {
+        opts = opts.user_and_password(user.clone(), password.clone());
+    }
+    if let Some(root) = &config.tls.root {
+        opts = opts.add_root_certificates(root.clone()).require_tls(true);
+    }
+    if let (Some(cert), Some(key)) = (&config.tls.cert, &config.tls.key) {
+        opts = opts
+            .add_client_certificate(cert.clone(), key.clone())
+            .require_tls(true);
+    }
+    Ok(opts
+        .name("nats-account-server-store")
+        .retry_on_initial_connect()
+        .max_reconnects(None)
+        .request_timeout(Some(REQUEST_TIMEOUT)))
+}
+
+impl AccountStore for KvStore {
+    fn load<'a>(&'a self, key: &'a AccountKey) -> StoreFuture<'a, Option<Bytes>> {
+        Box::pin(async move { Ok(self.entry(key.as_str()).await?.and_then(|e| e.value)) })
+    }
+
+    fn put<'a>(
+        &'a self,
+        key: &'a AccountKey,
+        jwt: Bytes,
+        rule: &'a WriteRule,
+    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<Put, PutError>> + Send + 'a>>
+    {
+        Box::pin(async move {
+            for _ in 0..MAX_ATTEMPTS {
+                if let Some(put) = self.put_once(key, &jwt, rule).await? {
+                    return Ok(put);
+                }
+            }
+            Err(StoreError::Unavailable(format!(
+                "{key}: {MAX_ATTEMPTS} concurrent writes came first; try again"
+            ))
+            .into())
+        })
+    }
+
+    fn delete<'a>(&'a self, key: &'a AccountKey, request: Bytes) -> StoreFuture<'a, bool> {
+        Box::pin(async move {
+            for _ in 0..MAX_ATTEMPTS {
+                if let Some(existed) = self.delete_once(key, &request).await? {
+                    return Ok(existed);
+                }
+            }
+            Err(StoreError::Unavailable(format!(
+                "{key}: {MAX_ATTEMPTS} concurrent writes came first; try again"
+            )))
+        })
+    }
+
+    fn keys(&self) -> StoreFuture<'_, Vec<AccountKey>> {
+        Box::pin(async move {
+            let kv = self.kv()?;
+            let mut names = kv
+                .keys()
+                .await
+                .map_err(|e| unavailable("listing keys", e))?;
+            let mut keys = Vec::new();
+            while let Some(name) = names.next().await {
+                let name = name.map_err(|e| unavailable("listing keys", e))?;
+                keys.extend(AccountKey::parse(&name).ok());
+            }
+            keys.sort();
+            Ok(keys)
+        })
+    }
+
+    fn count(&self) -> StoreFuture<'_, usize> {
+        Box::pin(async move { Ok(self.keys().await?.len()) })
+    }
+
+    fn describe(&self) -> String {
+        format!("JetStream KV bucket {} at {}", self.bucket, self.servers)
+    }
+
+    fn check(&self) -> StoreFuture<'_, ()> {
+        Box::pin(async move {
+            let kv = self.kv()?;
+            if self.client.connection_state() != async_nats::connection::State::Connected {
+                return Err(StoreError::Unavailable(format!(
+                    "not connected to JetStream at {}",
+                    self.servers
+                )));
+            }
+            let mut stream = kv.stream.clone();
+            stream
+                .info()
+                .await
+                .map_err(|e| unavailable(&format!("JetStream bucket {}", self.bucket), e))?;
+            Ok(())
+        })
+    }
+}
