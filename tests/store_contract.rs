@@ -249,3 +249,35 @@ async fn the_jetstream_kv_store_keeps_the_contract_across_instances() {
         contract(&[one as Arc<dyn AccountStore>, two]).await;
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_kv_watch_reports_changes_made_by_another_instance() {
+    for (version, binary) in nats_binaries() {
+        let dir = tempfile::tempdir().unwrap();
+        let server = JsServer::start(&binary, dir.path());
+        let one = open_kv(&server, "watched").await;
+        let config = JetStreamConfig {
+            servers: vec![server.url()],
+            user: Some(support::kv::JS_USER.into()),
+            password: Some(support::kv::JS_PASSWORD.into()),
+            bucket: "watched".into(),
+            ..JetStreamConfig::default()
+        };
+        // Watched from before the bucket is open.
+        let two = KvStore::open(&config).await.unwrap();
+        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+        let _watch = two.watch(move |key| drop(tx.send(key)), || {});
+        let k = key();
+        // The watch starts in the background: write until it reports (bounded).
+        let mut seen = None;
+        for iat in 1..=50 {
+            put(one.as_ref(), &k, iat, "w").await.unwrap();
+            if let Ok(Some(key)) = tokio::time::timeout(Duration::from_millis(100), rx.recv()).await
+            {
+                seen = Some(key);
+                break;
+            }
+        }
+        assert_eq!(seen, Some(k), "{version}: no change reported");
+    }
+}

@@ -10,6 +10,7 @@
 //! so a read after an acknowledged write sees it. [`KvStore::watch`] reports every change, made
 //! here or by another instance, so the account service can keep its cache exact.
 
+use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -37,7 +38,16 @@ pub struct KvStore {
     kv: tokio::sync::OnceCell<kv::Store>,
     /// Why the bucket is not open yet (for errors and readiness).
     opening: Mutex<String>,
+    /// [`WATCH_NONE`], [`WATCH_STARTING`] or [`WATCH_LIVE`].
+    watch: AtomicU8,
 }
+
+/// No watch was asked for.
+const WATCH_NONE: u8 = 0;
+/// A watch was asked for and is not running (yet, or again).
+const WATCH_STARTING: u8 = 1;
+/// The watch runs: every change reaches the cache.
+const WATCH_LIVE: u8 = 2;
 
 impl std::fmt::Debug for KvStore {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -72,6 +82,7 @@ impl KvStore {
             client,
             kv: tokio::sync::OnceCell::new(),
             opening: Mutex::new("connecting".into()),
+            watch: AtomicU8::new(WATCH_NONE),
         });
         let (opener, config) = (store.clone(), config.clone());
         tokio::spawn(async move { opener.open_bucket(&config).await });
@@ -205,36 +216,59 @@ impl KvStore {
     }
 
     /// Calls `changed` with the key of every account entry written or deleted from now on
-    /// (by any instance), and `lost` whenever changes may have been missed (the watch broke
-    /// and is started again from the last revision seen). Runs until the store is dropped.
+    /// (by any instance), and `reset` each time the watch starts (the first time and after it
+    /// broke, when changes may have been missed): what was cached before must be dropped.
+    /// Until the watch runs, [`AccountStore::check`] reports the store unusable. Runs until
+    /// the store is dropped.
     pub fn watch(
         self: &Arc<Self>,
         changed: impl Fn(AccountKey) + Send + Sync + 'static,
-        lost: impl Fn() + Send + Sync + 'static,
+        reset: impl Fn() + Send + Sync + 'static,
     ) -> tokio::task::JoinHandle<()> {
+        self.watch.store(WATCH_STARTING, Ordering::SeqCst);
         let weak = Arc::downgrade(self);
         tokio::spawn(async move {
             let mut next: Option<u64> = None;
-            loop {
-                let Some(store) = weak.upgrade() else { return };
-                let watch = match (store.kv(), next) {
-                    (Ok(kv), Some(rev)) => kv.watch_all_from_revision(rev).await.ok(),
-                    (Ok(kv), None) => kv.watch_all().await.ok(),
-                    (Err(_), _) => None,
-                };
-                drop(store);
-                if let Some(mut watch) = watch {
-                    while let Some(Ok(entry)) = watch.next().await {
-                        next = Some(entry.revision + 1);
-                        if let Ok(key) = AccountKey::parse(&entry.key) {
-                            changed(key);
+            let mut delay = Duration::from_millis(10);
+            while let Some(store) = weak.upgrade() {
+                match store.start_watch(next).await {
+                    Ok(mut watch) => {
+                        store.watch.store(WATCH_LIVE, Ordering::SeqCst);
+                        drop(store);
+                        reset();
+                        delay = Duration::from_millis(10);
+                        while let Some(Ok(entry)) = watch.next().await {
+                            next = Some(entry.revision + 1);
+                            if let Ok(key) = AccountKey::parse(&entry.key) {
+                                changed(key);
+                            }
+                        }
+                        tracing::warn!(
+                            "the watch of the JetStream bucket broke: starting it again"
+                        );
+                        if let Some(store) = weak.upgrade() {
+                            store.watch.store(WATCH_STARTING, Ordering::SeqCst);
                         }
                     }
-                    lost();
+                    Err(e) => {
+                        drop(store);
+                        tracing::debug!("cannot watch the JetStream bucket yet: {e}");
+                    }
                 }
-                tokio::time::sleep(Duration::from_millis(200)).await;
+                tokio::time::sleep(delay).await;
+                delay = (delay * 2).min(Duration::from_secs(1));
             }
         })
+    }
+
+    /// A watch of every key from revision `next` (from now on when `None`).
+    async fn start_watch(&self, next: Option<u64>) -> Result<kv::Watch, StoreError> {
+        let kv = self.kv()?;
+        match next {
+            Some(revision) => kv.watch_all_from_revision(revision).await,
+            None => kv.watch_all().await,
+        }
+        .map_err(|e| unavailable("watching the bucket", e))
     }
 }
 
@@ -397,6 +431,12 @@ impl AccountStore for KvStore {
                 return Err(StoreError::Unavailable(format!(
                     "not connected to JetStream at {}",
                     self.servers
+                )));
+            }
+            if self.watch.load(Ordering::SeqCst) == WATCH_STARTING {
+                return Err(StoreError::Unavailable(format!(
+                    "the changes of JetStream bucket {} are not watched yet",
+                    self.bucket
                 )));
             }
             let mut stream = kv.stream.clone();

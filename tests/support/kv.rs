@@ -23,7 +23,11 @@ pub struct JsServer {
 impl JsServer {
     /// Starts `binary` with JetStream in `dir` on a free port; waits (20 s at most) until ready.
     pub fn start(binary: &Path, dir: &Path) -> JsServer {
-        let port = free_port();
+        Self::start_on(binary, dir, free_port())
+    }
+
+    /// Like [`JsServer::start`] on `port` (a restart keeps its port and its data).
+    pub fn start_on(binary: &Path, dir: &Path, port: u16) -> JsServer {
         let conf = dir.join(format!("js-{port}.conf"));
         std::fs::write(
             &conf,
@@ -60,6 +64,35 @@ impl JsServer {
     pub fn url(&self) -> String {
         format!("nats://127.0.0.1:{}", self.port)
     }
+}
+
+/// An account-server config on the world's operator whose store is the KV bucket `bucket` of
+/// `servers`, with `extra` config text.
+pub fn kv_nas_config(w: &super::World, servers: &[String], bucket: &str, extra: &str) -> String {
+    let servers: Vec<String> = servers.iter().map(|s| format!("\"{s}\"")).collect();
+    format!(
+        "http {{ host: 127.0.0.1, port: 0 }}\nlogging {{ colors: false }}\noperatorjwtpath: \"{}\"\nstore {{\n  jetstream {{\n    servers: [{}]\n    user: {JS_USER}\n    password: {JS_PASSWORD}\n    bucket: {bucket}\n  }}\n}}\n{extra}",
+        w.operator_path.display(),
+        servers.join(", ")
+    )
+}
+
+/// Starts an account server with `config` in its own folder `<world>/<name>`; waits until its
+/// store is usable (bucket open, changes watched: readiness says so; 20 s at most).
+pub fn start_kv_nas(w: &super::World, name: &str, config: &str) -> super::AccountServer {
+    let dir = w.path(name);
+    std::fs::create_dir_all(&dir).unwrap();
+    let nas = super::AccountServer::start(&dir, config);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !nas.get("/readyz").text().contains(r#""store":{"ok":true}"#) {
+        assert!(
+            Instant::now() < deadline,
+            "store not usable: {}",
+            nas.logs.text()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    nas
 }
 
 impl Drop for JsServer {
