@@ -61,7 +61,7 @@ async fn two_instances(version: &str, binary: &std::path::Path) {
         "nats {{\n  servers: [\"nats://127.0.0.1:{nats_port}\"]\n  usercredentials: \"{}\"\n  reconnectwait: 200\n}}\n",
         sys_creds.display()
     );
-    let config = kv_nas_config(&w, &[js.url()], "accounts", &nats_block);
+    let config = kv_nas_config(&w, &[js.url()], "accounts", 1, &nats_block);
     let one = start_kv_nas(&w, "one", &config);
     let two = start_kv_nas(&w, "two", &config);
     assert_eq!(
@@ -139,7 +139,11 @@ fn jetstream_down(version: &str, binary: &std::path::Path) {
     let w = World::new();
     let js = JsServer::start(binary, w.dir.path());
     let port = js.port;
-    let nas = start_kv_nas(&w, "nas", &kv_nas_config(&w, &[js.url()], "accounts", ""));
+    let nas = start_kv_nas(
+        &w,
+        "nas",
+        &kv_nas_config(&w, &[js.url()], "accounts", 1, ""),
+    );
     let (a, jwt) = w.new_account("A");
     let key = a.public_key();
     assert_eq!(nas.post_account(&key, &jwt).status, 200);

@@ -72,10 +72,15 @@ impl KvStore {
     /// the bucket, creating it when missing; until it is open, calls fail with
     /// [`StoreError::Unavailable`].
     pub async fn open(config: &JetStreamConfig) -> Result<Arc<KvStore>, StoreError> {
-        let client =
-            async_nats::connect_with_options(config.servers.join(","), options(config).await?)
-                .await
-                .map_err(|e| unavailable("connecting to JetStream", e))?;
+        let addrs = config
+            .servers
+            .iter()
+            .map(|url| url.parse::<async_nats::ServerAddr>())
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| unavailable("store.jetstream.servers", e))?;
+        let client = async_nats::connect_with_options(addrs, options(config).await?)
+            .await
+            .map_err(|e| unavailable("connecting to JetStream", e))?;
         let store = Arc::new(KvStore {
             bucket: config.bucket.clone(),
             servers: config.servers.join(", "),
@@ -358,6 +363,8 @@ async fn options(config: &JetStreamConfig) -> Result<async_nats::ConnectOptions,
         .name("nats-account-server-store")
         .retry_on_initial_connect()
         .max_reconnects(None)
+        // Another node is usually up: try it soon (async-nats' default backoff grows to 4 s).
+        .reconnect_delay_callback(|attempt| Duration::from_millis(50 * attempt.min(10) as u64))
         .request_timeout(Some(REQUEST_TIMEOUT)))
 }
 

@@ -67,11 +67,17 @@ impl JsServer {
 }
 
 /// An account-server config on the world's operator whose store is the KV bucket `bucket` of
-/// `servers`, with `extra` config text.
-pub fn kv_nas_config(w: &super::World, servers: &[String], bucket: &str, extra: &str) -> String {
+/// `servers` (created with `replicas`), with `extra` config text.
+pub fn kv_nas_config(
+    w: &super::World,
+    servers: &[String],
+    bucket: &str,
+    replicas: usize,
+    extra: &str,
+) -> String {
     let servers: Vec<String> = servers.iter().map(|s| format!("\"{s}\"")).collect();
     format!(
-        "http {{ host: 127.0.0.1, port: 0 }}\nlogging {{ colors: false }}\noperatorjwtpath: \"{}\"\nstore {{\n  jetstream {{\n    servers: [{}]\n    user: {JS_USER}\n    password: {JS_PASSWORD}\n    bucket: {bucket}\n  }}\n}}\n{extra}",
+        "http {{ host: 127.0.0.1, port: 0 }}\nlogging {{ colors: false }}\noperatorjwtpath: \"{}\"\nstore {{\n  jetstream {{\n    servers: [{}]\n    user: {JS_USER}\n    password: {JS_PASSWORD}\n    bucket: {bucket}\n    replicas: {replicas}\n  }}\n}}\n{extra}",
         w.operator_path.display(),
         servers.join(", ")
     )

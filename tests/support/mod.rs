@@ -3,6 +3,7 @@
 //! (by handle) on drop. Every wait is bounded.
 #![allow(dead_code)]
 
+pub mod jetstream;
 pub mod kv;
 pub mod oracle;
 
