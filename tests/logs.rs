@@ -148,31 +148,6 @@ fn a_terminal_gets_colours_by_default_and_none_when_the_config_says_so() {
     }
 }
 
-/// A pseudo terminal: (master to read, slave for the child's stderr).
-fn pty() -> (File, std::os::fd::OwnedFd) {
-    use std::os::fd::FromRawFd;
-    let (mut master, mut slave) = (-1, -1);
-    // SAFETY: openpty writes two descriptors into the given ints; the other arguments may be
-    // null. The descriptors are then owned by the returned values only.
-    let rc = unsafe {
-        libc::openpty(
-            &mut master,
-            &mut slave,
-            std::ptr::null_mut(),
-            std::ptr::null(),
-            std::ptr::null(),
-        )
-    };
-    assert_eq!(rc, 0, "openpty: {}", std::io::Error::last_os_error());
-    // SAFETY: both descriptors were just opened by openpty and are not owned elsewhere.
-    unsafe {
-        (
-            File::from_raw_fd(master),
-            std::os::fd::OwnedFd::from_raw_fd(slave),
-        )
-    }
-}
-
 #[test]
 fn the_listen_line_names_host_and_port() {
     let tmp = tempfile::tempdir().unwrap();
