@@ -37,30 +37,7 @@ cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 
 trap cleanup EXIT
 stop() { kill "$1" 2>/dev/null || true; wait "$1" 2>/dev/null || true; }
 
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-wait_port() { for _ in $(seq 1 200); do (echo > "/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0; sleep 0.05; done; echo "port $1 never opened" >&2; return 1; }
-
-# wrk output → "req/s p50_ms p99_ms errors"
-wrk_run() { # port conns script env...
-  local port=$1 conns=$2 script=$3; shift 3
-  local out
-  out=$(env "$@" taskset -c "$LOAD_CPU" wrk -t1 -c"$conns" -d"${DURATION}s" --latency -s "$script" "http://127.0.0.1:$port" 2>&1)
-  echo "$out" >> "$WORK/wrk.log"
-  python3 - "$out" <<'PY'
-import re, sys
-out = sys.argv[1]
-def ms(label):
-    m = re.search(r"^\s*%s%%\s+([\d.]+)(us|ms|s)\s*$" % label, out, re.M)
-    if not m: return float("nan")
-    v, u = float(m.group(1)), m.group(2)
-    return v / 1000 if u == "us" else v * 1000 if u == "s" else v
-rps = re.search(r"Requests/sec:\s+([\d.]+)", out)
-non2xx = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", out)
-errs = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", out)
-e = (int(non2xx.group(1)) if non2xx else 0) + (sum(map(int, errs.groups())) if errs else 0)
-print(f"{float(rps.group(1)) if rps else 0:.0f} {ms('50'):.3f} {ms('99'):.3f} {e}")
-PY
-}
+source bench/lib.sh
 
 start_nas() { # store port -> pid
   cat > "$WORK/nas.conf" <<CONF
@@ -141,15 +118,6 @@ finally:
 PY
 }
 
-# Medians over the rounds of "req/s p50 p99 errors" lines (errors summed).
-median_of() {
-  python3 -c '
-import statistics, sys
-rows = [list(map(float, l.split())) for l in sys.stdin if l.strip()]
-med = [statistics.median(c) for c in zip(*rows)]
-print(f"{med[0]:.0f} {med[1]:.3f} {med[2]:.3f} {sum(r[3] for r in rows):.0f}")'
-}
-
 "$GEN" init "$WORK"
 declare -A R
 for N in 10000 100000; do
@@ -216,3 +184,8 @@ echo "| load through POST API, 32 conn (10k / 100k) | ${R[load_10000]#posted } /
 echo "| start to first 200, 100k stored (ms) | ${R[start_100000]} | | target < 100 |"
 echo "| start to first 200, 1M stored (ms) | ${R[start_1m]} | | target < 100 |"
 echo "| RSS after GET load, 100k accounts (MiB) | $(python3 -c "print(f'{${R[rss_100000]}/1024:.1f}')") | | target < 30 |"
+
+if [ "${KV:-1}" != 0 ]; then
+  # The directory store next to the JetStream KV store (its own table).
+  bench/kv.sh
+fi
