@@ -33,6 +33,26 @@ pub enum TlsError {
     Incomplete,
 }
 
+/// `opts` with the client TLS settings of `tls` (a `nats.tls` or `store.jetstream.tls` block):
+/// a CA to trust, a client certificate, TLS before the server's INFO (`handshakefirst`).
+pub fn nats_client(
+    mut opts: async_nats::ConnectOptions,
+    tls: &crate::config::TlsConfig,
+) -> async_nats::ConnectOptions {
+    if tls.handshake_first {
+        opts = opts.tls_first().require_tls(true);
+    }
+    if let Some(root) = &tls.root {
+        opts = opts.add_root_certificates(root.clone()).require_tls(true);
+    }
+    if let (Some(cert), Some(key)) = (&tls.cert, &tls.key) {
+        opts = opts
+            .add_client_certificate(cert.clone(), key.clone())
+            .require_tls(true);
+    }
+    opts
+}
+
 /// A server config for HTTP/1.1 over TLS 1.2+ from PEM files.
 pub fn server_config(cert: &Path, key: &Path) -> Result<Arc<rustls::ServerConfig>, TlsError> {
     install_crypto_provider();

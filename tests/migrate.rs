@@ -5,6 +5,7 @@
 
 mod support;
 
+use std::io::Read;
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -17,6 +18,11 @@ const ACCOUNTS: usize = 10_000;
 
 /// Runs `migrate -from <from> -c <config>`: (exit code, stdout, stderr), bounded to 5 minutes.
 fn migrate(from: &Path, config: &Path) -> (i32, String, String) {
+    migrate_with_stderr(from, config, Stdio::piped())
+}
+
+/// Like [`migrate`], with stderr going to `stderr`.
+fn migrate_with_stderr(from: &Path, config: &Path, stderr: Stdio) -> (i32, String, String) {
     let mut child = Command::new(AccountServer::binary())
         .args([
             "migrate",
@@ -25,8 +31,8 @@ fn migrate(from: &Path, config: &Path) -> (i32, String, String) {
             "-c",
             config.to_str().unwrap(),
         ])
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(stderr)
         .spawn()
         .unwrap();
     let deadline = Instant::now() + Duration::from_secs(300);
@@ -156,14 +162,35 @@ fn a_directory_store_of_ten_thousand_accounts_moves_into_jetstream() {
         }
     });
 
-    // Again: nothing changes.
-    let (code, out, _) = migrate(&source, &config);
+    // Again, on a terminal: a progress bar, and nothing changes.
+    let (mut master, slave) = pty();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut buf = [0u8; 4096];
+        while let Ok(n) = master.read(&mut buf) {
+            if n == 0 || tx.send(buf[..n].to_vec()).is_err() {
+                break;
+            }
+        }
+    });
+    let (code, out, _) = migrate_with_stderr(&source, &config, Stdio::from(slave));
     assert_eq!(code, 0);
+    let unchanged = ACCOUNTS - 1;
     assert!(
         out.contains(&format!(
-            ": 0 copied, {} unchanged, 3 refused, 0 failed",
-            ACCOUNTS - 1
+            ": 0 copied, {unchanged} unchanged, 3 refused, 0 failed"
         )),
         "{out}"
     );
+    let mut terminal = Vec::new();
+    while let Ok(bytes) = rx.recv_timeout(Duration::from_millis(500)) {
+        terminal.extend(bytes);
+    }
+    let terminal = String::from_utf8_lossy(&terminal);
+    let bar = format!(
+        "\r[{}] {total}/{total} copied 0 unchanged {unchanged}",
+        "#".repeat(30)
+    );
+    assert!(terminal.contains(&bar), "{terminal:?}");
+    assert!(terminal.matches('\r').count() >= 50, "{terminal:?}");
 }

@@ -235,7 +235,16 @@ fn store(cx: &Cx, c: &mut StoreConfig, key: &str, p: &str, n: &Node) -> Known {
 /// A key of `store { jetstream { } }`.
 fn jetstream(cx: &Cx, c: &mut JetStreamConfig, key: &str, p: &str, n: &Node) -> Known {
     match key {
-        "servers" => c.servers = strings(p, n)?,
+        "servers" => {
+            c.servers = strings(p, n)?;
+            if let Some((url, e)) = c.servers.iter().find_map(|url| {
+                url.parse::<async_nats::ServerAddr>()
+                    .err()
+                    .map(|e| (url, e))
+            }) {
+                return Err(value_error(p, &n.pos, format!("{url:?}: {e}")));
+            }
+        }
         "usercredentials" => c.user_credentials = Some(path_value(p, n)?),
         "user" => c.user = Some(string(p, n)?),
         "password" => c.password = Some(string(p, n)?),

@@ -246,6 +246,19 @@ mod tests {
         c.store.allow_delete = true;
         c.store.file_mode = Some(0o600);
         c.store.dir_mode = Some(0o700);
+        c.store.jetstream = Some(crate::config::JetStreamConfig {
+            servers: vec!["nats://js1:4222".into(), "nats://js2:4222".into()],
+            user_credentials: Some(PathBuf::from("/kv.creds")),
+            user: Some("kv user".into()),
+            password: Some("p\"w".into()),
+            tls: crate::config::TlsConfig {
+                root: Some(PathBuf::from("/js-ca.pem")),
+                ..Default::default()
+            },
+            bucket: "jwts_1".into(),
+            replicas: 3,
+            history: 7,
+        });
         c.activations.max_per_issuer = 13;
         c.activations.max_bytes_per_issuer = 14;
         c.nats.servers = vec!["nats://a:4222".into(), "tls://b:4222".into()];

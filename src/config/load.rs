@@ -402,6 +402,27 @@ logging { colors: false, pid: yes }
                 "http.maxconnectionage",
             ),
             ("http { listenbacklog: 0 }", "http.listenbacklog"),
+            ("store { jetstream { bucket: b } }", "store.jetstream"),
+            (
+                "store { jetstream { servers: [\"nats://a:x\"] } }",
+                "store.jetstream.servers",
+            ),
+            (
+                "store { jetstream { servers: [\"nats://a:4222\"], user: u } }",
+                "store.jetstream",
+            ),
+            (
+                "store { jetstream { servers: [\"nats://a:4222\"], bucket: \"a.b\" } }",
+                "store.jetstream.bucket",
+            ),
+            (
+                "store { jetstream { servers: [\"nats://a:4222\"], replicas: 6 } }",
+                "store.jetstream.replicas",
+            ),
+            (
+                "store { jetstream { servers: [\"nats://a:4222\"], history: 0 } }",
+                "store.jetstream.history",
+            ),
             ("activations: 3", "activations"),
             (
                 "activations { maxperissuer: 0 }",

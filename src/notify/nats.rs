@@ -300,18 +300,7 @@ async fn options(
                 }
             }
         });
-    if config.tls.handshake_first {
-        opts = opts.tls_first().require_tls(true);
-    }
-    if let Some(root) = &config.tls.root {
-        opts = opts.add_root_certificates(root.clone()).require_tls(true);
-    }
-    if let (Some(cert), Some(key)) = (&config.tls.cert, &config.tls.key) {
-        opts = opts
-            .add_client_certificate(cert.clone(), key.clone())
-            .require_tls(true);
-    }
-    Ok(opts)
+    Ok(crate::tls::nats_client(opts, &config.tls))
 }
 
 /// Sends pending notifications whenever there are some and the connection is up.

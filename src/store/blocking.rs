@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
 
-use super::{AccountStore, JwtStore, Put, PutError, StoreError, StoreFuture, WriteRule};
+use super::{AccountStore, JwtStore, Put, PutError, PutFuture, StoreError, StoreFuture, WriteRule};
 use crate::keys::AccountKey;
 
 /// Number of key locks; keys are spread over them by hash.
@@ -80,13 +80,7 @@ impl AccountStore for Blocking {
         Box::pin(async move { Ok(self.inner.load(key)?.map(Bytes::from)) })
     }
 
-    fn put<'a>(
-        &'a self,
-        key: &'a AccountKey,
-        jwt: Bytes,
-        rule: &'a WriteRule,
-    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<Put, PutError>> + Send + 'a>>
-    {
+    fn put<'a>(&'a self, key: &'a AccountKey, jwt: Bytes, rule: &'a WriteRule) -> PutFuture<'a> {
         let rule = rule.clone();
         Box::pin(async move {
             self.locked(key, move |store, key| put_locked(store, key, &jwt, &rule))

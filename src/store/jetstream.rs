@@ -18,7 +18,7 @@ use async_nats::jetstream::{self, kv};
 use bytes::Bytes;
 use futures_util::StreamExt;
 
-use super::{AccountStore, Put, PutError, StoreError, StoreFuture, WriteRule};
+use super::{AccountStore, Put, PutError, PutFuture, StoreError, StoreFuture, WriteRule};
 use crate::config::JetStreamConfig;
 use crate::keys::AccountKey;
 
@@ -351,15 +351,7 @@ async fn options(config: &JetStreamConfig) -> Result<async_nats::ConnectOptions,
     if let (Some(user), Some(password)) = (&config.user, &config.password) {
         opts = opts.user_and_password(user.clone(), password.clone());
     }
-    if let Some(root) = &config.tls.root {
-        opts = opts.add_root_certificates(root.clone()).require_tls(true);
-    }
-    if let (Some(cert), Some(key)) = (&config.tls.cert, &config.tls.key) {
-        opts = opts
-            .add_client_certificate(cert.clone(), key.clone())
-            .require_tls(true);
-    }
-    Ok(opts
+    Ok(crate::tls::nats_client(opts, &config.tls)
         .name("nats-account-server-store")
         .retry_on_initial_connect()
         .max_reconnects(None)
@@ -373,13 +365,7 @@ impl AccountStore for KvStore {
         Box::pin(async move { Ok(self.entry(key.as_str()).await?.and_then(|e| e.value)) })
     }
 
-    fn put<'a>(
-        &'a self,
-        key: &'a AccountKey,
-        jwt: Bytes,
-        rule: &'a WriteRule,
-    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<Put, PutError>> + Send + 'a>>
-    {
+    fn put<'a>(&'a self, key: &'a AccountKey, jwt: Bytes, rule: &'a WriteRule) -> PutFuture<'a> {
         Box::pin(async move {
             for _ in 0..MAX_ATTEMPTS {
                 if let Some(put) = self.put_once(key, &jwt, rule).await? {

@@ -94,6 +94,10 @@ pub enum StoreError {
 pub type StoreFuture<'a, T> =
     std::pin::Pin<Box<dyn std::future::Future<Output = Result<T, StoreError>> + Send + 'a>>;
 
+/// The boxed future of a conditional put.
+pub type PutFuture<'a> =
+    std::pin::Pin<Box<dyn std::future::Future<Output = Result<Put, PutError>> + Send + 'a>>;
+
 /// Why a conditional put did not store the JWT.
 #[derive(Debug, thiserror::Error)]
 pub enum PutError {
@@ -118,7 +122,7 @@ pub trait AccountStore: Send + Sync + 'static {
         key: &'a AccountKey,
         jwt: bytes::Bytes,
         rule: &'a WriteRule,
-    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<Put, PutError>> + Send + 'a>>;
+    ) -> PutFuture<'a>;
 
     /// Deletes `key`, leaving the stored JWT (or `request` when none was stored) as the
     /// tombstone a later put is checked against. Returns whether a JWT was stored.

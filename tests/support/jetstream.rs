@@ -26,7 +26,7 @@
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::Child;
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
@@ -163,14 +163,7 @@ impl JsCluster {
 
     fn spawn(&mut self, i: usize) {
         assert!(self.nodes[i].is_none(), "node {i} is already running");
-        let mut child = Command::new(&self.binary)
-            .args(["-c", self.config_paths[i].to_str().unwrap()])
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap_or_else(|e| panic!("spawn {}: {e}", self.binary.display()));
-        self.logs[i].follow(child.stderr.take().unwrap());
+        let child = super::spawn_nats(&self.binary, &self.config_paths[i], &self.logs[i]);
         self.nodes[i] = Some(JsNode { child });
     }
 

@@ -1,7 +1,7 @@
 //! A single JetStream nats-server (plain user/password, no operator) for the KV store tests.
 
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::Child;
 use std::time::{Duration, Instant};
 
 use super::{free_port, Logs};
@@ -37,25 +37,11 @@ impl JsServer {
             ),
         )
         .unwrap();
-        let mut child = Command::new(binary)
-            .args(["-c", conf.to_str().unwrap()])
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("spawn nats-server");
         let logs = Logs::default();
-        logs.follow(child.stderr.take().unwrap());
+        let mut child = super::spawn_nats(binary, &conf, &logs);
         let deadline = Instant::now() + Duration::from_secs(20);
-        while logs
-            .wait_for("Server is ready", Duration::from_millis(50))
-            .is_none()
-        {
-            if Instant::now() > deadline || matches!(child.try_wait(), Ok(Some(_))) {
-                let _ = child.kill();
-                let _ = child.wait();
-                panic!("JetStream nats-server did not start:\n{}", logs.text());
-            }
+        if let Err(logs) = super::wait_nats_ready(&mut child, &logs, 1, deadline) {
+            panic!("JetStream nats-server did not start:\n{logs}");
         }
         JsServer { child, port, logs }
     }

@@ -570,37 +570,17 @@ impl NatsServer {
         conf.push_str(&opts.extra);
         let config_path = dir.join(format!("{name}.conf"));
         std::fs::write(&config_path, conf).unwrap();
-        let mut child = Command::new(binary)
-            .args(["-c", config_path.to_str().unwrap()])
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("spawn nats-server");
         let logs = Logs::default();
-        logs.follow(child.stderr.take().unwrap());
+        let mut child = spawn_nats(binary, &config_path, &logs);
         let deadline = Instant::now() + Duration::from_secs(20);
-        while Instant::now() < deadline {
-            if logs
-                .wait_for("Server is ready", Duration::from_millis(50))
-                .is_some()
-            {
-                return Ok(NatsServer {
-                    child,
-                    port,
-                    monitor_port,
-                    logs,
-                    config_path,
-                });
-            }
-            if let Ok(Some(_)) = child.try_wait() {
-                std::thread::sleep(Duration::from_millis(100));
-                return Err(logs.text());
-            }
-        }
-        let _ = child.kill();
-        let _ = child.wait();
-        Err(format!("timed out\n{}", logs.text()))
+        wait_nats_ready(&mut child, &logs, 1, deadline)?;
+        Ok(NatsServer {
+            child,
+            port,
+            monitor_port,
+            logs,
+            config_path,
+        })
     }
 
     pub fn client_url(&self) -> String {
@@ -617,6 +597,42 @@ impl Drop for NatsServer {
     fn drop(&mut self) {
         self.stop();
     }
+}
+
+/// Starts `binary -c config` (a nats-server) with its stderr collected in `logs`.
+pub fn spawn_nats(binary: &Path, config: &Path, logs: &Logs) -> Child {
+    let mut child = Command::new(binary)
+        .args(["-c", config.to_str().unwrap()])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("spawn {}: {e}", binary.display()));
+    logs.follow(child.stderr.take().unwrap());
+    child
+}
+
+/// Waits until `logs` show "Server is ready" `count` times; the logs as the error when `child`
+/// exits first or `deadline` passes (then `child` is killed).
+pub fn wait_nats_ready(
+    child: &mut Child,
+    logs: &Logs,
+    count: usize,
+    deadline: Instant,
+) -> Result<(), String> {
+    while logs.count("Server is ready") < count {
+        if let Ok(Some(_)) = child.try_wait() {
+            std::thread::sleep(Duration::from_millis(100));
+            return Err(logs.text());
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            return Err(format!("timed out\n{}", logs.text()));
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    Ok(())
 }
 
 /// Connects to NATS with a creds file.
