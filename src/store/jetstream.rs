@@ -89,31 +89,8 @@ impl KvStore {
             opening: Mutex::new("connecting".into()),
             watch: AtomicU8::new(WATCH_NONE),
         });
-        let (opener, config) = (store.clone(), config.clone());
-        tokio::spawn(async move { opener.open_bucket(&config).await });
+        tokio::spawn(open_bucket(Arc::downgrade(&store), config.clone()));
         Ok(store)
-    }
-
-    /// Opens (or creates) the bucket, retrying until it works.
-    async fn open_bucket(&self, config: &JetStreamConfig) {
-        let mut js = jetstream::new(self.client.clone());
-        js.set_timeout(REQUEST_TIMEOUT);
-        let mut delay = Duration::from_millis(100);
-        loop {
-            match bucket(&js, config).await {
-                Ok(store) => {
-                    let _ = self.kv.set(store);
-                    tracing::info!("JetStream bucket {} is open", self.bucket);
-                    return;
-                }
-                Err(why) => {
-                    tracing::warn!("cannot open JetStream bucket {}: {why}", self.bucket);
-                    *self.opening.lock().unwrap_or_else(|e| e.into_inner()) = why;
-                }
-            }
-            tokio::time::sleep(delay).await;
-            delay = (delay * 2).min(Duration::from_secs(2));
-        }
     }
 
     /// The open bucket, or why there is none.
@@ -274,6 +251,29 @@ impl KvStore {
             None => kv.watch_all().await,
         }
         .map_err(|e| unavailable("watching the bucket", e))
+    }
+}
+
+/// Opens (or creates) the bucket of `store`, retrying until it works or the store is dropped.
+async fn open_bucket(store: std::sync::Weak<KvStore>, config: JetStreamConfig) {
+    let mut delay = Duration::from_millis(100);
+    while let Some(store) = store.upgrade() {
+        let mut js = jetstream::new(store.client.clone());
+        js.set_timeout(REQUEST_TIMEOUT);
+        match bucket(&js, &config).await {
+            Ok(kv) => {
+                let _ = store.kv.set(kv);
+                tracing::info!("JetStream bucket {} is open", store.bucket);
+                return;
+            }
+            Err(why) => {
+                tracing::warn!("cannot open JetStream bucket {}: {why}", store.bucket);
+                *store.opening.lock().unwrap_or_else(|e| e.into_inner()) = why;
+            }
+        }
+        drop(store);
+        tokio::time::sleep(delay).await;
+        delay = (delay * 2).min(Duration::from_secs(2));
     }
 }
 
