@@ -9,24 +9,8 @@ mod support;
 use std::time::{Duration, Instant};
 
 use futures_util::StreamExt;
-use serde_json::json;
 use support::kv::*;
 use support::*;
-
-/// Account `a`'s JWT with `limits.subs` set, issued at `iat`.
-fn account_with_subs(w: &World, a: &nkeys::KeyPair, subs: i64, iat: i64) -> String {
-    let mut claims = account_claims("A", &a.public_key());
-    claims["nats"]["limits"]["subs"] = json!(subs);
-    claims["iat"] = json!(iat);
-    sign(&claims, &w.signing_key)
-}
-
-/// The `jti` of a JWT.
-fn jti_of(jwt: &str) -> String {
-    nats_account_server::jwt::peek::peek(jwt.as_bytes())
-        .and_then(|p| p.jti)
-        .unwrap()
-}
 
 /// Polls `nas` for `key` until it serves `jwt` (at most `limit`); how long it took.
 fn wait_served(nas: &AccountServer, key: &str, jwt: &str, limit: Duration) -> Duration {

@@ -60,14 +60,6 @@ async fn client_with_errors(
     (client, errors)
 }
 
-/// Account A with `limits.subs` set, issued at `iat`.
-fn account_with_subs(w: &World, a: &nkeys::KeyPair, subs: i64, iat: i64) -> String {
-    let mut claims = account_claims("A", &a.public_key());
-    claims["nats"]["limits"]["subs"] = json!(subs);
-    claims["iat"] = json!(iat);
-    sign(&claims, &w.signing_key)
-}
-
 /// Subscribes twice and waits for the server's subscription-limit error.
 async fn assert_subs_limited(client: &async_nats::Client, errors: &Arc<Mutex<Vec<String>>>) {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
@@ -94,10 +86,6 @@ async fn assert_subs_limited(client: &async_nats::Client, errors: &Arc<Mutex<Vec
         "no subscription limit error; events: {:?}",
         errors.lock().unwrap()
     );
-}
-
-fn jti_of(token: &str) -> String {
-    nats_account_server::jwt::decode(token).unwrap().claims.jti
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -6,7 +6,6 @@
 mod support;
 
 use std::fs::File;
-use std::io::Read;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -117,19 +116,10 @@ fn a_log_file_gets_no_colours_unless_the_config_forces_them() {
 #[test]
 fn a_terminal_gets_colours_by_default_and_none_when_the_config_says_so() {
     for (extra, coloured) in [("", true), ("logging { colors: false }\n", false)] {
-        let (mut master, slave) = pty();
+        let (rx, slave) = pty_output();
         let tmp = tempfile::tempdir().unwrap();
         let conf = config(tmp.path(), extra);
         let _nas = Started::spawn(&["-c", conf.to_str().unwrap()], Stdio::from(slave));
-        let (tx, rx) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            let mut buf = [0u8; 4096];
-            while let Ok(n) = master.read(&mut buf) {
-                if n == 0 || tx.send(buf[..n].to_vec()).is_err() {
-                    break;
-                }
-            }
-        });
         let mut seen = Vec::new();
         let deadline = Instant::now() + Duration::from_secs(20);
         while !String::from_utf8_lossy(&seen).contains("resolver: URL(") {

@@ -5,7 +5,6 @@
 
 mod support;
 
-use std::io::Read;
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -163,16 +162,7 @@ fn a_directory_store_of_ten_thousand_accounts_moves_into_jetstream() {
     });
 
     // Again, on a terminal: a progress bar, and nothing changes.
-    let (mut master, slave) = pty();
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        let mut buf = [0u8; 4096];
-        while let Ok(n) = master.read(&mut buf) {
-            if n == 0 || tx.send(buf[..n].to_vec()).is_err() {
-                break;
-            }
-        }
-    });
+    let (rx, slave) = pty_output();
     let (code, out, _) = migrate_with_stderr(&source, &config, Stdio::from(slave));
     assert_eq!(code, 0);
     let unchanged = ACCOUNTS - 1;

@@ -501,10 +501,6 @@ fn served_jti(server: &NatsServer, pk: &str) -> Option<String> {
         .map(str::to_string)
 }
 
-fn jti_of(token: &str) -> String {
-    nats_account_server::jwt::decode(token).unwrap().claims.jti
-}
-
 async fn repair_with(version: &str, binary: &Path) {
     let w = World::new();
     let ports = [free_port(), free_port()];

@@ -133,6 +133,20 @@ impl World {
     }
 }
 
+/// Account `a`'s JWT (named A) with `limits.subs` set, issued at `iat`, signed by the world's
+/// signing key.
+pub fn account_with_subs(w: &World, a: &KeyPair, subs: i64, iat: i64) -> String {
+    let mut claims = account_claims("A", &a.public_key());
+    claims["nats"]["limits"]["subs"] = json!(subs);
+    claims["iat"] = json!(iat);
+    sign(&claims, &w.signing_key)
+}
+
+/// The `jti` of a JWT.
+pub fn jti_of(token: &str) -> String {
+    jwt::decode(token).unwrap().claims.jti
+}
+
 // ---------------------------------------------------------------------------------------------
 // A minimal HTTP/1.1 client (Connection: close), enough for tests and for hostile requests.
 
@@ -934,8 +948,24 @@ pub fn start_nas_with_sys(w: &World, extra: &str) -> AccountServer {
     nas
 }
 
+/// A pseudo terminal whose output is read in the background: (the chunks read from it, the
+/// slave end to give a child as its stderr).
+pub fn pty_output() -> (std::sync::mpsc::Receiver<Vec<u8>>, std::os::fd::OwnedFd) {
+    let (mut master, slave) = pty();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut buf = [0u8; 4096];
+        while let Ok(n) = master.read(&mut buf) {
+            if n == 0 || tx.send(buf[..n].to_vec()).is_err() {
+                break;
+            }
+        }
+    });
+    (rx, slave)
+}
+
 /// A pseudo terminal: (master to read, slave for the child's stderr).
-pub fn pty() -> (std::fs::File, std::os::fd::OwnedFd) {
+fn pty() -> (std::fs::File, std::os::fd::OwnedFd) {
     use std::os::fd::FromRawFd;
     let (mut master, mut slave) = (-1, -1);
     // SAFETY: openpty writes two descriptors into the given ints; the other arguments may be
