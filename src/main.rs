@@ -16,18 +16,23 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 fn effective_config(args: &Cli) -> Result<(Config, Vec<String>), config::ConfigError> {
     let (mut config, warnings) = match &args.config_file {
         Some(path) => {
-            let unknown = if args.lenient {
-                config::UnknownKeys::Warn
-            } else {
-                config::UnknownKeys::Refuse
-            };
-            let loaded = config::load_file(path, unknown)?;
+            let loaded = load_file(path, args.lenient)?;
             (loaded.config, loaded.warnings)
         }
         None => (Config::default(), Vec::new()),
     };
     config.apply_flags(&args.overrides);
     Ok((config, warnings))
+}
+
+/// Reads the config file `path`; `lenient`: unknown keys are warnings instead of errors.
+fn load_file(path: &std::path::Path, lenient: bool) -> Result<config::Loaded, config::ConfigError> {
+    let unknown = if lenient {
+        config::UnknownKeys::Warn
+    } else {
+        config::UnknownKeys::Refuse
+    };
+    config::load_file(path, unknown)
 }
 
 fn main() -> ExitCode {
@@ -134,12 +139,7 @@ fn migrate_main(argv: Vec<std::ffi::OsString>) -> ExitCode {
             return ExitCode::from(e.exit_code() as u8);
         }
     };
-    let unknown = if args.lenient {
-        config::UnknownKeys::Warn
-    } else {
-        config::UnknownKeys::Refuse
-    };
-    let loaded = match config::load_file(&args.config_file, unknown) {
+    let loaded = match load_file(&args.config_file, args.lenient) {
         Ok(loaded) => loaded,
         Err(e) => {
             eprintln!("nats-account-server: {e}");

@@ -12,8 +12,7 @@ use bytes::Bytes;
 use super::{unix_now, Accounts, LookupError, StoredJwt, SubmitError};
 use crate::keys::AccountKey;
 use crate::notify::resolver::{Answer, Inbound, Pack};
-use crate::store::Mode;
-use crate::store::{Refusal, StoreError};
+use crate::store::{Mode, Refusal, StoreError};
 use crate::trust::{Rejection, Trust};
 
 /// Why a delete request was refused; the texts are nats-server's.
@@ -233,7 +232,9 @@ impl Accounts {
     }
 
     /// Folds up to `max` stored JWTs that decode and have not expired, in key order, one at a
-    /// time into `acc`: nothing but `acc` is kept.
+    /// time into `acc`: nothing but `acc` is kept. Directory loads complete at once (page
+    /// cache), so the loop spends the task's cooperative budget to let other tasks (GETs) run
+    /// on this worker between them, as the blocking pool it used to run on did.
     pub async fn fold_unexpired<T, F>(
         &self,
         max: usize,
@@ -241,8 +242,8 @@ impl Accounts {
         mut f: F,
     ) -> Result<T, LookupError>
     where
-        T: Send + 'static,
-        F: FnMut(&mut T, AccountKey, StoredJwt) + Send + 'static,
+        T: Send,
+        F: FnMut(&mut T, AccountKey, StoredJwt) + Send,
     {
         let now = unix_now();
         let mut taken = 0;
@@ -250,6 +251,7 @@ impl Accounts {
             if taken >= max {
                 break;
             }
+            tokio::task::consume_budget().await;
             let Some(bytes) = self.store.load(&key).await? else {
                 continue;
             };

@@ -6,7 +6,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use super::StartError;
-use crate::config::{Config, JetStreamConfig};
+use crate::config::{Config, JetStreamConfig, StoreConfig};
 use crate::keys::{AccountKey, ActivationId};
 use crate::store::dir::{Modes, DEFAULT_DIR_MODE, DEFAULT_FILE_MODE};
 use crate::store::{
@@ -71,10 +71,7 @@ pub(crate) async fn open(config: &Config, live: &Arc<AtomicBool>) -> Result<Stor
             kv: None,
         },
         (Some(dir), _) => {
-            let modes = Modes {
-                file: s.file_mode.unwrap_or(DEFAULT_FILE_MODE),
-                dir: s.dir_mode.unwrap_or(DEFAULT_DIR_MODE),
-            };
+            let modes = modes(s);
             let store = Arc::new(DirStore::open_with_modes(dir, s.shard, modes)?);
             let (sweeper, live) = (store.clone(), live.clone());
             tokio::task::spawn_blocking(move || {
@@ -137,6 +134,14 @@ fn announced(config: &Config, stores: Stores) -> Stores {
     stores
 }
 
+/// The file and folder modes of `store.filemode` and `store.dirmode`.
+fn modes(s: &StoreConfig) -> Modes {
+    Modes {
+        file: s.file_mode.unwrap_or(DEFAULT_FILE_MODE),
+        dir: s.dir_mode.unwrap_or(DEFAULT_DIR_MODE),
+    }
+}
+
 /// A blocking store behind the account-store contract.
 fn blocking(store: impl JwtStore) -> Arc<dyn AccountStore> {
     Arc::new(Blocking::new(Arc::new(store)))
@@ -153,10 +158,7 @@ async fn jetstream(config: &Config, js: &JetStreamConfig) -> Result<Stores, Star
     let kv = KvStore::open(js).await?;
     let activations: Arc<dyn JwtStore<ActivationId>> = match &s.dir {
         Some(dir) => {
-            let modes = Modes {
-                file: s.file_mode.unwrap_or(DEFAULT_FILE_MODE),
-                dir: s.dir_mode.unwrap_or(DEFAULT_DIR_MODE),
-            };
+            let modes = modes(s);
             Arc::new(DirStore::<ActivationId>::open_deferred(
                 &dir.join("activations"),
                 false,
