@@ -4,6 +4,7 @@
 //! NATS resolver protocol (delete, list, pack, merge, rollback repair) are in [`resolver`].
 
 mod pack;
+pub use pack::{PackChunks, PACK_CHUNK};
 pub mod resolver;
 mod throttle;
 
@@ -82,7 +83,6 @@ pub struct Accounts {
     policy: Policy,
     cache: Option<crate::cache::JwtCache>,
     repairs: Arc<resolver::Repairs>,
-    pack_cache: pack::PackCache,
     notifies: throttle::Throttle,
 }
 
@@ -159,7 +159,6 @@ impl Accounts {
                 .then(|| crate::cache::JwtCache::new(policy.cache_bytes)),
             policy,
             repairs: Arc::default(),
-            pack_cache: pack::PackCache::default(),
             notifies: throttle::Throttle::new(NOTIFY_EVERY),
         }
     }
@@ -328,20 +327,18 @@ impl Accounts {
         self.notifies.allow(key)
     }
 
-    /// Drops `key` from the in-memory cache and the pack (its file changed).
+    /// Drops `key` from the in-memory cache (its file changed).
     pub fn forget(&self, key: &AccountKey) {
         if let Some(cache) = &self.cache {
             cache.invalidate(key);
         }
-        self.pack_cache.changed();
     }
 
-    /// Drops every cached JWT and the pack (changes may have been missed).
+    /// Drops every cached JWT (changes may have been missed).
     pub fn forget_all(&self) {
         if let Some(cache) = &self.cache {
             cache.clear();
         }
-        self.pack_cache.changed();
     }
 
     /// Handles an account file that changed in a watched read-only store: when it holds a

@@ -1,70 +1,77 @@
-//! The `/jwt/v1/pack` reply, built by one request at a time and kept until the store changes
-//! (or a JWT in it expires): concurrent packs share one buffer, so their memory stays bounded
-//! by one pack (plus one being built) whatever the number of clients.
-
-use std::sync::atomic::{AtomicU64, Ordering};
+//! The `/jwt/v1/pack` reply, streamed: `key|jwt` lines are made as the store walks its keys
+//! and handed over in chunks, so a pack's memory is one batch of keys and one chunk whatever
+//! the store's size, and a slow client holds back its own stream only.
 
 use bytes::Bytes;
+use futures_util::StreamExt;
+use tokio::sync::mpsc;
 
 use super::{unix_now, Accounts, LookupError};
+use crate::store::stored::pack_line;
+use crate::store::StoredJwt;
 
-/// The last pack built, and what it was built from.
-#[derive(Debug, Default)]
-pub(crate) struct PackCache {
-    /// Bumped on every change to the store ([`Accounts::forget`]).
-    generation: AtomicU64,
-    built: tokio::sync::Mutex<Option<Built>>,
-}
+/// Bytes of pack lines gathered before a chunk is handed to the client.
+pub const PACK_CHUNK: usize = 32 * 1024;
 
-#[derive(Debug)]
-struct Built {
-    generation: u64,
-    max: usize,
-    /// Earliest `exp` of a JWT in the pack (0 = none expires): it must be left out after it.
-    expires: i64,
-    body: Bytes,
-}
-
-impl PackCache {
-    /// The store changed: the next pack is built anew.
-    pub(crate) fn changed(&self) {
-        self.generation.fetch_add(1, Ordering::Relaxed);
-    }
-}
+/// The chunks of a pack; the last item is an error when the store failed midway.
+pub type PackChunks = mpsc::Receiver<Result<Bytes, LookupError>>;
 
 impl Accounts {
-    /// `key|jwt` lines of up to `max` stored, unexpired JWTs (the pack format). Packs are
-    /// built one at a time; waiting requests get the same bytes when nothing changed.
-    pub async fn pack(&self, max: usize) -> Result<Bytes, LookupError> {
-        let cache = &self.pack_cache;
-        let mut built = cache.built.lock().await;
-        let generation = cache.generation.load(Ordering::Relaxed);
-        if let Some(b) = built.as_ref() {
-            let expired = b.expires > 0 && b.expires < unix_now();
-            if b.generation == generation && b.max == max && !expired {
-                return Ok(b.body.clone());
+    /// Streams up to `max` stored, unexpired JWTs as pack lines (`key|jwt`, separated by
+    /// `\n`), in the order the store walks its keys. The first chunk always comes (empty for
+    /// an empty pack). A task makes the chunks, one ahead of the reader; it stops when the
+    /// reader is dropped.
+    pub fn pack_chunks(self: &std::sync::Arc<Self>, max: usize) -> PackChunks {
+        let (tx, rx) = mpsc::channel(1);
+        let accounts = self.clone();
+        tokio::spawn(async move {
+            if let Err(e) = accounts.send_pack(max, &tx).await {
+                let _ = tx.send(Err(e)).await;
+            }
+        });
+        rx
+    }
+
+    async fn send_pack(
+        &self,
+        max: usize,
+        tx: &mpsc::Sender<Result<Bytes, LookupError>>,
+    ) -> Result<(), LookupError> {
+        let now = unix_now();
+        let (mut chunk, mut taken, mut sent) = (Vec::with_capacity(PACK_CHUNK * 2), 0, false);
+        let mut batches = self.store.key_batches();
+        'walk: while let Some(keys) = batches.next().await {
+            for key in keys? {
+                if taken >= max {
+                    break 'walk;
+                }
+                tokio::task::consume_budget().await;
+                let Some(jwt) = self.store.load(&key).await?.and_then(|b| packable(b, now)) else {
+                    continue;
+                };
+                if taken > 0 {
+                    chunk.push(b'\n');
+                }
+                taken += 1;
+                chunk.extend_from_slice(&pack_line(&key, &jwt.bytes));
+                if chunk.len() >= PACK_CHUNK {
+                    let full = std::mem::replace(&mut chunk, Vec::with_capacity(PACK_CHUNK * 2));
+                    if tx.send(Ok(full.into())).await.is_err() {
+                        return Ok(());
+                    }
+                    sent = true;
+                }
             }
         }
-        *built = None;
-        // (body, earliest exp) built line by line straight from the store.
-        let (body, expires) = self
-            .fold_unexpired(max, (Vec::new(), 0i64), |(body, expires), key, jwt| {
-                if !body.is_empty() {
-                    body.push(b'\n');
-                }
-                body.extend_from_slice(&crate::store::stored::pack_line(&key, &jwt.bytes));
-                if jwt.exp > 0 && (*expires == 0 || jwt.exp < *expires) {
-                    *expires = jwt.exp;
-                }
-            })
-            .await?;
-        let body = Bytes::from(body);
-        *built = Some(Built {
-            generation,
-            max,
-            expires,
-            body: body.clone(),
-        });
-        Ok(body)
+        if !chunk.is_empty() || !sent {
+            let _ = tx.send(Ok(chunk.into())).await;
+        }
+        Ok(())
     }
+}
+
+/// The stored JWT when it goes into packs and lists: it decodes and has not expired at `now`.
+pub(crate) fn packable(bytes: Bytes, now: i64) -> Option<StoredJwt> {
+    let jwt = StoredJwt::inspect(bytes);
+    (jwt.etag.is_some() && !(jwt.exp > 0 && jwt.exp < now)).then_some(jwt)
 }

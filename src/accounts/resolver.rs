@@ -252,11 +252,8 @@ impl Accounts {
                 break;
             }
             tokio::task::consume_budget().await;
-            let Some(bytes) = self.store.load(&key).await? else {
-                continue;
-            };
-            let jwt = StoredJwt::inspect(bytes);
-            if jwt.etag.is_some() && !(jwt.exp > 0 && jwt.exp < now) {
+            let stored = self.store.load(&key).await?;
+            if let Some(jwt) = stored.and_then(|b| super::pack::packable(b, now)) {
                 taken += 1;
                 f(&mut acc, key, jwt);
             }

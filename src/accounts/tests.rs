@@ -218,31 +218,41 @@ fn delete_requests_are_checked_in_nats_servers_order() {
 }
 
 #[tokio::test]
-async fn the_pack_is_shared_until_the_store_changes_or_a_jwt_in_it_expires() {
+async fn the_pack_streams_in_chunks_up_to_max_without_expired_jwts() {
     let w = world(false);
     let now = unix_now();
-    let a = KeyPair::new_account();
-    w.accounts
-        .submit(&key_of(&a), &account_jwt(&w, &a, "A", now))
-        .await
-        .unwrap();
-    let first = w.accounts.pack(10).await.unwrap();
-    let again = w.accounts.pack(10).await.unwrap();
-    assert_eq!(first.as_ptr(), again.as_ptr(), "the same buffer is served");
-    assert_ne!(w.accounts.pack(1).await.unwrap().as_ptr(), first.as_ptr());
-    // A write is in the next pack.
+    let mut expected = Vec::new();
+    for i in 0..150 {
+        let a = KeyPair::new_account();
+        let jwt = account_jwt(&w, &a, &format!("A{i}"), now);
+        w.accounts.submit(&key_of(&a), &jwt).await.unwrap();
+        expected.push(crate::store::stored::pack_line(&key_of(&a), &jwt));
+    }
+    // An expired JWT put there by hand is left out.
     let b = KeyPair::new_account();
-    let claims = json!({"sub": b.public_key(), "iat": now, "exp": now + 2,
+    let claims = json!({"sub": b.public_key(), "iat": now - 10, "exp": now - 5,
         "nats": {"type": "account"}});
-    let short_lived = crate::jwt::encode(&claims, &w.signing_key).unwrap();
-    w.accounts
-        .submit(&key_of(&b), short_lived.as_bytes())
-        .await
-        .unwrap();
-    let with_b = w.accounts.pack(10).await.unwrap();
-    assert_eq!(with_b.split(|c| *c == b'\n').count(), 2);
-    // Once B has expired, it is left out although nothing was written.
-    tokio::time::sleep(std::time::Duration::from_millis(3100)).await;
-    let later = w.accounts.pack(10).await.unwrap();
-    assert_eq!(later.as_ref(), first.as_ref());
+    let expired = crate::jwt::encode(&claims, &w.signing_key).unwrap();
+    w.store.save(&key_of(&b), expired.as_bytes()).unwrap();
+    let accounts = Arc::new(w.accounts);
+    let pack = |max| {
+        let mut chunks = accounts.pack_chunks(max);
+        async move {
+            let mut all = Vec::new();
+            while let Some(chunk) = chunks.recv().await {
+                all.push(chunk.unwrap());
+            }
+            all
+        }
+    };
+    let chunks = pack(usize::MAX).await;
+    assert!(chunks.len() >= 2, "{} chunks", chunks.len());
+    assert!(chunks.iter().all(|c| c.len() < 2 * super::PACK_CHUNK));
+    let body = chunks.concat();
+    let mut lines: Vec<Vec<u8>> = body.split(|c| *c == b'\n').map(<[u8]>::to_vec).collect();
+    lines.sort();
+    expected.sort();
+    assert_eq!(lines, expected);
+    assert_eq!(pack(10).await.concat().split(|c| *c == b'\n').count(), 10);
+    assert_eq!(pack(0).await, vec![Bytes::new()]);
 }

@@ -1,9 +1,12 @@
 //! `GET /jwt/v1/pack?max=N`: `key|jwt` lines of stored, unexpired account JWTs, at most
-//! `maxreplicationpack` (the default when `max` is absent).
+//! `maxreplicationpack` (the default when `max` is absent), streamed as the store is walked
+//! (chunked transfer encoding; a store failure midway cuts the response short).
 
+use axum::body::Body;
 use axum::extract::{RawQuery, State};
 use axum::http::StatusCode;
 use axum::response::Response;
+use futures_util::StreamExt;
 
 use super::{ok_body, text_error, AppState, Flags};
 
@@ -29,11 +32,23 @@ pub(super) async fn pack(State(state): State<AppState>, RawQuery(query): RawQuer
             }
         },
     };
-    match accounts.pack(max).await {
-        Ok(body) => ok_body("text/plain", body),
-        Err(e) => {
+    let mut chunks = accounts.pack_chunks(max);
+    match chunks.recv().await {
+        Some(Ok(first)) => {
+            let rest = futures_util::stream::unfold(chunks, |mut chunks| async move {
+                let chunk = chunks.recv().await?;
+                if let Err(e) = &chunk {
+                    tracing::error!("pack cut short: {e}");
+                }
+                Some((chunk, chunks))
+            });
+            let body = futures_util::stream::once(async { Ok(first) }).chain(rest);
+            ok_body("text/plain", Body::from_stream(body))
+        }
+        Some(Err(e)) => {
             tracing::error!("{e}");
             text_error(StatusCode::INTERNAL_SERVER_ERROR, "error packing JWTs")
         }
+        None => text_error(StatusCode::INTERNAL_SERVER_ERROR, "error packing JWTs"),
     }
 }

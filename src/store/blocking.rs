@@ -7,11 +7,17 @@ use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
 
-use super::{AccountStore, JwtStore, Put, PutError, PutFuture, StoreError, StoreFuture, WriteRule};
+use super::{
+    AccountStore, JwtStore, KeyBatches, Put, PutError, PutFuture, StoreError, StoreFuture,
+    WriteRule,
+};
 use crate::keys::AccountKey;
 
 /// Number of key locks; keys are spread over them by hash.
 const LOCK_SHARDS: usize = 256;
+
+/// Keys per batch of [`AccountStore::key_batches`].
+const KEY_BATCH: usize = 256;
 
 /// A blocking store with the account-store contract.
 pub struct Blocking {
@@ -114,6 +120,35 @@ impl AccountStore for Blocking {
                 .await
                 .map_err(|e| StoreError::Task(e.to_string()))?
         })
+    }
+
+    /// The store's walk runs on the blocking pool and hands over batches through a channel of
+    /// two: it stays at most that far ahead of the reader, and stops when the reader goes.
+    fn key_batches(&self) -> KeyBatches<'_> {
+        let inner = self.inner.clone();
+        let (tx, rx) = tokio::sync::mpsc::channel(2);
+        tokio::task::spawn_blocking(move || {
+            let mut batch = Vec::with_capacity(KEY_BATCH);
+            let walked = inner.visit_keys(&mut |key| {
+                batch.push(key);
+                batch.len() < KEY_BATCH
+                    || tx
+                        .blocking_send(Ok(std::mem::replace(
+                            &mut batch,
+                            Vec::with_capacity(KEY_BATCH),
+                        )))
+                        .is_ok()
+            });
+            match walked {
+                Ok(()) if batch.is_empty() => {}
+                last => {
+                    let _ = tx.blocking_send(last.map(|()| batch));
+                }
+            }
+        });
+        Box::pin(futures_util::stream::unfold(rx, |mut rx| async move {
+            rx.recv().await.map(|batch| (batch, rx))
+        }))
     }
 
     fn describe(&self) -> String {

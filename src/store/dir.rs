@@ -62,6 +62,8 @@ pub struct DirStore<K = AccountKey> {
     read_only: bool,
     modes: Modes,
     temp_counter: AtomicU64,
+    /// This process's id, in temp file names.
+    pid: u32,
     /// Test builds only: write in place, without temp file or fsync (see [`super::fault`]).
     #[cfg(feature = "fault-injection")]
     in_place: bool,
@@ -84,6 +86,7 @@ impl<K: StoreKey> DirStore<K> {
             read_only,
             modes,
             temp_counter: AtomicU64::new(0),
+            pid: std::process::id(),
             #[cfg(feature = "fault-injection")]
             in_place: !read_only && super::fault::in_place_writes(),
             _keys: std::marker::PhantomData,
@@ -184,14 +187,16 @@ impl<K: StoreKey> DirStore<K> {
         path
     }
 
-    /// Calls `f` with the key of every JWT file, folder by folder, without collecting them
-    /// (a store may hold millions).
-    fn for_each_key(&self, mut f: impl FnMut(K)) -> Result<(), StoreError> {
+    /// Calls `f` with the key of every JWT file, folder by folder in directory order, without
+    /// collecting them (a store may hold millions), until `f` returns `false`.
+    fn for_each_key(&self, mut f: impl FnMut(K) -> bool) -> Result<(), StoreError> {
         for folder in self.folders()? {
             let entries = fs::read_dir(&folder).map_err(|e| io_error("listing", &folder, e))?;
             for entry in entries.flatten() {
                 if let Some(key) = self.key_of(&entry.path()) {
-                    f(key);
+                    if !f(key) {
+                        return Ok(());
+                    }
                 }
             }
         }
@@ -242,12 +247,12 @@ impl<K: StoreKey> DirStore<K> {
     }
 
     /// Writes `bytes` to `target` (a file in `key`'s folder) through a temp file that is
-    /// fsynced and renamed over it, then fsyncs the folder (and the new folder's parent).
+    /// fsynced and renamed over it, then fsyncs the folder (and a new folder's parent).
     fn write_durably(&self, key: &K, target: &Path, bytes: &[u8]) -> Result<(), StoreError> {
         let folder = self.folder(key);
-        create_dirs_durably(&folder, self.modes.dir)?;
         #[cfg(feature = "fault-injection")]
         if self.in_place {
+            create_dirs_durably(&folder, self.modes.dir)?;
             return super::fault::write_in_place(target, bytes, self.modes.file)
                 .map_err(|e| io_error("writing", target, e));
         }
@@ -259,29 +264,33 @@ impl<K: StoreKey> DirStore<K> {
         sync_dir(&folder)
     }
 
+    /// Writes and fsyncs a temp file in `folder`, making the folder (durably) when missing:
+    /// the folder is looked for only when the temp file cannot be made in it.
     fn write_temp(&self, folder: &Path, key: &K, jwt: &[u8]) -> Result<PathBuf, StoreError> {
         let n = self.temp_counter.fetch_add(1, Ordering::Relaxed);
-        let temp = folder.join(format!(
-            ".{}{TEMP_MARKER}{}-{n}",
-            key.as_str(),
-            std::process::id()
-        ));
-        let result = (|| {
-            let mut file = OpenOptions::new()
+        let temp = folder.join(format!(".{}{TEMP_MARKER}{}-{n}", key.as_str(), self.pid));
+        let create = || {
+            OpenOptions::new()
                 .write(true)
                 .create_new(true)
                 .mode(self.modes.file)
-                .open(&temp)?;
+                .open(&temp)
+        };
+        let result = match create() {
+            Err(e) if e.kind() == ErrorKind::NotFound => {
+                create_dirs_durably(folder, self.modes.dir)?;
+                create()
+            }
+            other => other,
+        }
+        .and_then(|mut file| {
             file.write_all(jwt)?;
             file.sync_all()
-        })();
-        match result {
-            Ok(()) => Ok(temp),
-            Err(e) => {
-                let _ = fs::remove_file(&temp);
-                Err(io_error("writing", &temp, e))
-            }
-        }
+        });
+        result.map(|()| temp.clone()).map_err(|e| {
+            let _ = fs::remove_file(&temp);
+            io_error("writing", &temp, e)
+        })
     }
 }
 
@@ -434,7 +443,10 @@ impl<K: StoreKey> JwtStore<K> for DirStore<K> {
 
     fn keys(&self) -> Result<Vec<K>, StoreError> {
         let mut keys = Vec::new();
-        self.for_each_key(|key| keys.push(key))?;
+        self.for_each_key(|key| {
+            keys.push(key);
+            true
+        })?;
         keys.sort();
         keys.dedup();
         Ok(keys)
@@ -442,8 +454,15 @@ impl<K: StoreKey> JwtStore<K> for DirStore<K> {
 
     fn count(&self) -> Result<usize, StoreError> {
         let mut count = 0;
-        self.for_each_key(|_| count += 1)?;
+        self.for_each_key(|_| {
+            count += 1;
+            true
+        })?;
         Ok(count)
+    }
+
+    fn visit_keys(&self, f: &mut dyn FnMut(K) -> bool) -> Result<(), StoreError> {
+        self.for_each_key(f)
     }
 
     fn describe(&self) -> String {

@@ -94,6 +94,12 @@ pub enum StoreError {
 pub type StoreFuture<'a, T> =
     std::pin::Pin<Box<dyn std::future::Future<Output = Result<T, StoreError>> + Send + 'a>>;
 
+/// Keys that have a JWT, in batches, in the order the store walks them (see
+/// [`AccountStore::key_batches`]).
+pub type KeyBatches<'a> = std::pin::Pin<
+    Box<dyn futures_util::Stream<Item = Result<Vec<AccountKey>, StoreError>> + Send + 'a>,
+>;
+
 /// The boxed future of a conditional put.
 pub type PutFuture<'a> =
     std::pin::Pin<Box<dyn std::future::Future<Output = Result<Put, PutError>> + Send + 'a>>;
@@ -134,6 +140,13 @@ pub trait AccountStore: Send + Sync + 'static {
     /// How many keys have a JWT.
     fn count(&self) -> StoreFuture<'_, usize>;
 
+    /// Every key that has a JWT, in batches as the store walks them (not sorted), so that a
+    /// reader of every JWT (a pack) holds one batch of keys at a time whatever the store's
+    /// size. By default, [`AccountStore::keys`] as one batch.
+    fn key_batches(&self) -> KeyBatches<'_> {
+        Box::pin(futures_util::stream::once(self.keys()))
+    }
+
     /// A short description for logs.
     fn describe(&self) -> String;
 
@@ -163,6 +176,17 @@ pub trait JwtStore<K: StoreKey = AccountKey>: Send + Sync + 'static {
     /// How many keys have a JWT (stores override it to count without listing every key).
     fn count(&self) -> Result<usize, StoreError> {
         Ok(self.keys()?.len())
+    }
+
+    /// Calls `f` with every key that has a JWT, in the store's own order, until `f` returns
+    /// `false` (stores override it to walk their keys without listing them all first).
+    fn visit_keys(&self, f: &mut dyn FnMut(K) -> bool) -> Result<(), StoreError> {
+        for key in self.keys()? {
+            if !f(key) {
+                break;
+            }
+        }
+        Ok(())
     }
 
     /// A short description for logs, e.g. `directory /var/lib/nas (sharded)`.
