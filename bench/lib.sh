@@ -1,5 +1,6 @@
-# Shared by bench/run.sh and bench/kv.sh (sourced, not run): ports, wrk runs and medians.
-# Expects LOAD_CPU and WORK to be set.
+# Shared by bench/run.sh, bench/kv.sh and bench/fleet.sh (sourced, not run): ports, wrk runs,
+# medians and the nginx reference.
+# Expects LOAD_CPU and WORK to be set (and NGINX for start_nginx).
 
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 wait_port() { for _ in $(seq 1 200); do (echo > "/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0; sleep 0.05; done; echo "port $1 never opened" >&2; return 1; }
@@ -36,3 +37,40 @@ med = [statistics.median(c) for c in zip(*rows)]
 print(f"{med[0]:.0f} {med[1]:.3f} {med[2]:.3f} {sum(r[3] for r in rows):.0f}")'
 }
 
+
+# nginx serving a sharded store (<store>/<last 2 chars>/<key>.jwt) at /jwt/v1/accounts/<key>,
+# one worker pinned to <cpu>, as a static-file reference. Expects NGINX and WORK.
+start_nginx() { # store port cpu -> pid
+  mkdir -p "$WORK/nginx"
+  cat > "$WORK/nginx/nginx.conf" <<CONF
+worker_processes 1;
+daemon off;
+$( [ "$(id -u)" = 0 ] && echo "user root;" )
+pid $WORK/nginx/nginx.pid;
+error_log $WORK/nginx/error.log warn;
+events { worker_connections 8192; }
+http {
+  access_log off;
+  etag on;
+  sendfile on;
+  tcp_nopush on;
+  keepalive_requests 1000000;
+  client_body_temp_path $WORK/nginx/body;
+  proxy_temp_path $WORK/nginx/proxy;
+  fastcgi_temp_path $WORK/nginx/fastcgi;
+  uwsgi_temp_path $WORK/nginx/uwsgi;
+  scgi_temp_path $WORK/nginx/scgi;
+  server {
+    listen 127.0.0.1:$2;
+    # nats-server's URL resolver checks the base URL when it starts: 200 (our server lists).
+    location = /jwt/v1/accounts/ { return 200 ""; }
+    location ~ "^/jwt/v1/accounts/(A[A-Z2-7]{53}([A-Z2-7]{2}))$" {
+      default_type application/jwt;
+      alias $1/\$2/\$1.jwt;
+    }
+  }
+}
+CONF
+  taskset -c "$3" "$NGINX" -c "$WORK/nginx/nginx.conf" -p "$WORK/nginx" > /dev/null 2>&1 &
+  echo $!
+}

@@ -7,6 +7,7 @@
 #   MILLION=0 bench/run.sh       # skip the 1M start-time measurement
 #   DURATION=5 bench/run.sh      # seconds per wrk run (default 10)
 #   ROUNDS=5 bench/run.sh        # GET rounds, each server in turn (default 3; medians shown)
+#   FLEET=0 KV=0 bench/run.sh    # skip the fleet-restart (bench/fleet.sh) and KV (bench/kv.sh) tables
 set -euo pipefail
 cd "$(dirname "$0")/.."
 DURATION=${DURATION:-10}
@@ -31,9 +32,17 @@ cargo build --release --quiet --bin nats-account-server --example benchgen
 NAS=$PWD/target/release/nats-account-server
 GEN=$PWD/target/release/examples/benchgen
 
-rm -rf "$WORK"; mkdir -p "$WORK"; chmod 755 "$WORK"
+# A previous run's files are deleted at the end, not now: ext4 without a journal steers new
+# inodes away from ones deleted in the last 1-5 minutes, and allocating among hundreds of
+# thousands of them made this run's POSTs (new files) several times slower. For the same
+# reason, leave 5 minutes between two runs.
+OLD=""; [ -e "$WORK" ] && { OLD="$WORK.old.$$"; mv "$WORK" "$OLD"; }
+mkdir -p "$WORK"; chmod 755 "$WORK"
 pids=()
-cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; }
+cleanup() {
+  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true
+  [ -z "$OLD" ] || rm -rf "$OLD"
+}
 trap cleanup EXIT
 stop() { kill "$1" 2>/dev/null || true; wait "$1" 2>/dev/null || true; }
 
@@ -47,39 +56,6 @@ store { dir: "$1", shard: true }
 logging { time: false, colors: false }
 CONF
   taskset -c "$SERVER_CPU" "$NAS" -c "$WORK/nas.conf" > /dev/null 2>> "$WORK/nas.log" &
-  echo $!
-}
-
-start_nginx() { # store port -> pid
-  mkdir -p "$WORK/nginx"
-  cat > "$WORK/nginx/nginx.conf" <<CONF
-worker_processes 1;
-daemon off;
-$( [ "$(id -u)" = 0 ] && echo "user root;" )
-pid $WORK/nginx/nginx.pid;
-error_log $WORK/nginx/error.log warn;
-events { worker_connections 4096; }
-http {
-  access_log off;
-  etag on;
-  sendfile on;
-  tcp_nopush on;
-  keepalive_requests 1000000;
-  client_body_temp_path $WORK/nginx/body;
-  proxy_temp_path $WORK/nginx/proxy;
-  fastcgi_temp_path $WORK/nginx/fastcgi;
-  uwsgi_temp_path $WORK/nginx/uwsgi;
-  scgi_temp_path $WORK/nginx/scgi;
-  server {
-    listen 127.0.0.1:$2;
-    location ~ "^/jwt/v1/accounts/(A[A-Z2-7]{53}([A-Z2-7]{2}))$" {
-      default_type application/jwt;
-      alias $1/\$2/\$1.jwt;
-    }
-  }
-}
-CONF
-  taskset -c "$SERVER_CPU" "$NGINX" -c "$WORK/nginx/nginx.conf" -p "$WORK/nginx" > /dev/null 2>&1 &
   echo $!
 }
 
@@ -132,7 +108,7 @@ for N in 10000 100000; do
   # same inodes and bytes, but not the folders our server watches with inotify (a watch on a
   # folder makes every open of a file in it a little dearer, for any process).
   MIRROR="$WORK/mirror-$N"; rm -rf "$MIRROR"; cp -al "$STORE" "$MIRROR"; chmod -R a+rX "$MIRROR"
-  NPORT=$(free_port); NPID=$(start_nginx "$MIRROR" "$NPORT"); pids+=("$NPID"); wait_port "$NPORT"
+  NPORT=$(free_port); NPID=$(start_nginx "$MIRROR" "$NPORT" "$SERVER_CPU"); pids+=("$NPID"); wait_port "$NPORT"
   warm "$STORE"; warm "$MIRROR"
   # Both servers stay up, pinned to the same CPU, and are measured in turns, so that a slow
   # phase of this shared machine hits both alike; the table shows medians over the rounds.
@@ -149,7 +125,19 @@ for N in 10000 100000; do
   stop "$NPID"
   if [ "$N" = 10000 ]; then
     "$GEN" accounts "$WORK" 100000 "$WORK/post-lines.txt"
+    # Write back what the benchmark itself wrote (100 MB of JWT lines, the mirror): the POSTs'
+    # fsyncs would otherwise queue behind that writeback.
+    sync
     R[post]=$(wrk_run "$PORT" 64 bench/post.lua LINES_FILE="$WORK/post-lines.txt")
+    # Overwrites: newer versions (iat + 1, + 2, ...) of the accounts just created, in order.
+    created=$(( $(find "$STORE" -name '*.jwt' | wc -l) - N ))
+    "$GEN" renew "$WORK" "$WORK/post-lines.txt" "$created" 3 "$WORK/renew-lines.txt"
+    sync
+    R[overwrite]=$(wrk_run "$PORT" 64 bench/post.lua LINES_FILE="$WORK/renew-lines.txt")
+    # One client: new accounts not POSTed yet.
+    tail -n +"$((created + 1))" "$WORK/post-lines.txt" > "$WORK/post1-lines.txt"
+    sync
+    R[post1]=$(wrk_run "$PORT" 1 bench/post.lua LINES_FILE="$WORK/post1-lines.txt")
   fi
   stop "$PID"
 done
@@ -177,13 +165,24 @@ for N in 10000 100000; do
     echo "| GET ${N} accounts, ${C} conn: errors | $(col "$a" 4) | $(col "$b" 4) | |"
   done
 done
-echo "| POST (durable, new accounts), 64 conn: req/s | $(col "${R[post]}" 1) | | |"
-echo "| POST p50 / p99 ms | $(col "${R[post]}" 2) / $(col "${R[post]}" 3) | | |"
-echo "| POST errors | $(col "${R[post]}" 4) | | |"
+for k in post overwrite post1; do
+  case $k in
+    post) what="new accounts, 64 conn" ;;
+    overwrite) what="newer versions of stored accounts, 64 conn" ;;
+    post1) what="new accounts, 1 conn" ;;
+  esac
+  echo "| POST (durable, $what): req/s | $(col "${R[$k]}" 1) | | |"
+  echo "| POST ($what): p50 / p99 ms, errors | $(col "${R[$k]}" 2) / $(col "${R[$k]}" 3), $(col "${R[$k]}" 4) | | |"
+done
 echo "| load through POST API, 32 conn (10k / 100k) | ${R[load_10000]#posted } / ${R[load_100000]#posted } | | |"
 echo "| start to first 200, 100k stored (ms) | ${R[start_100000]} | | target < 100 |"
 echo "| start to first 200, 1M stored (ms) | ${R[start_1m]} | | target < 100 |"
 echo "| RSS after GET load, 100k accounts (MiB) | $(python3 -c "print(f'{${R[rss_100000]}/1024:.1f}')") | | target < 30 |"
+
+if [ "${FLEET:-1}" != 0 ]; then
+  # A cold nats-server and 2,000 users of 2,000 accounts (its own table).
+  bench/fleet.sh
+fi
 
 if [ "${KV:-1}" != 0 ]; then
   # The directory store next to the JetStream KV store (its own table).
