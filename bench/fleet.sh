@@ -53,17 +53,6 @@ trap cleanup EXIT
 stop() { kill "$1" 2>/dev/null || true; wait "$1" 2>/dev/null || true; }
 source bench/lib.sh
 
-start_nas() { # store port -> pid
-  cat > "$WORK/nas.conf" <<CONF
-operatorjwtpath: "$WORK/operator.jwt"
-http { host: 127.0.0.1, port: $2 }
-store { dir: "$1", shard: true }
-logging { time: false, colors: false }
-CONF
-  taskset -c "$RESOLVER_CPU" "$NAS" -c "$WORK/nas.conf" > /dev/null 2>> "$WORK/nas.log" &
-  echo $!
-}
-
 start_nats() { # mode port log -> pid; a fresh (cold) nats-server in operator mode
   local conf="$WORK/nats-$1.conf"
   {
@@ -103,7 +92,7 @@ mkdir -p "$STORE" "$FLAT"
 done
 cp -al "$STORE" "$MIRROR"; chmod -R a+rX "$STORE" "$MIRROR"
 
-PORT=$(free_port); PID=$(start_nas "$STORE" "$PORT"); pids+=("$PID"); wait_port "$PORT"
+PORT=$(free_port); PID=$(start_nas "$STORE" "$PORT" "$RESOLVER_CPU"); pids+=("$PID"); wait_port "$PORT"
 NPORT=$(free_port); NPID=$(start_nginx "$MIRROR" "$NPORT" "$RESOLVER_CPU"); pids+=("$NPID"); wait_port "$NPORT"
 curl -sf "http://127.0.0.1:$PORT/jwt/v1/accounts/$SYS" > /dev/null
 curl -sf "http://127.0.0.1:$NPORT/jwt/v1/accounts/$SYS" > /dev/null

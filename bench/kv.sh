@@ -47,7 +47,7 @@ CONF
   echo $!
 }
 
-start_nas() { # store-block port -> pid
+start_nas_block() { # store-block port -> pid
   cat > "$WORK/nas.conf" <<CONF
 operatorjwtpath: "$WORK/operator.jwt"
 http { host: 127.0.0.1, port: $2 }
@@ -79,7 +79,7 @@ for store in dir kv; do
     dir) BLOCK="dir: \"$WORK/store\", shard: true" ;;
     kv) BLOCK="jetstream { servers: [\"nats://127.0.0.1:$JPORT\"], user: nas, password: bench, bucket: bench }" ;;
   esac
-  PORT=$(free_port); PID=$(start_nas "$BLOCK" "$PORT"); pids+=("$PID"); wait_port "$PORT"; wait_ready "$PORT"
+  PORT=$(free_port); PID=$(start_nas_block "$BLOCK" "$PORT"); pids+=("$PID"); wait_port "$PORT"; wait_ready "$PORT"
   R[load_$store]=$("$GEN" post "$WORK/accounts.txt" "127.0.0.1:$PORT" 32)
   echo "${R[load_$store]}" >&2
   declare -A RUNS=()

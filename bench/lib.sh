@@ -1,6 +1,6 @@
 # Shared by bench/run.sh, bench/kv.sh and bench/fleet.sh (sourced, not run): ports, wrk runs,
 # medians and the nginx reference.
-# Expects LOAD_CPU and WORK to be set (and NGINX for start_nginx).
+# Expects LOAD_CPU and WORK to be set (and NAS, NGINX for start_nas, start_nginx).
 
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 wait_port() { for _ in $(seq 1 200); do (echo > "/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0; sleep 0.05; done; echo "port $1 never opened" >&2; return 1; }
@@ -37,6 +37,18 @@ med = [statistics.median(c) for c in zip(*rows)]
 print(f"{med[0]:.0f} {med[1]:.3f} {med[2]:.3f} {sum(r[3] for r in rows):.0f}")'
 }
 
+
+# Our server on a sharded directory store, pinned to <cpu>. Expects NAS and WORK.
+start_nas() { # store port cpu -> pid
+  cat > "$WORK/nas.conf" <<CONF
+operatorjwtpath: "$WORK/operator.jwt"
+http { host: 127.0.0.1, port: $2 }
+store { dir: "$1", shard: true }
+logging { time: false, colors: false }
+CONF
+  taskset -c "$3" "$NAS" -c "$WORK/nas.conf" > /dev/null 2>> "$WORK/nas.log" &
+  echo $!
+}
 
 # nginx serving a sharded store (<store>/<last 2 chars>/<key>.jwt) at /jwt/v1/accounts/<key>,
 # one worker pinned to <cpu>, as a static-file reference. Expects NGINX and WORK.

@@ -48,17 +48,6 @@ stop() { kill "$1" 2>/dev/null || true; wait "$1" 2>/dev/null || true; }
 
 source bench/lib.sh
 
-start_nas() { # store port -> pid
-  cat > "$WORK/nas.conf" <<CONF
-operatorjwtpath: "$WORK/operator.jwt"
-http { host: 127.0.0.1, port: $2 }
-store { dir: "$1", shard: true }
-logging { time: false, colors: false }
-CONF
-  taskset -c "$SERVER_CPU" "$NAS" -c "$WORK/nas.conf" > /dev/null 2>> "$WORK/nas.log" &
-  echo $!
-}
-
 rss_kib() { awk '/VmRSS/ {print $2}' "/proc/$1/status"; }
 # Both servers read the same files: start each GET run with them in the page cache.
 warm() { find "$1" -name '*.jwt' -print0 | xargs -0 cat > /dev/null; }
@@ -101,7 +90,7 @@ for N in 10000 100000; do
   STORE="$WORK/store-$N"; mkdir -p "$STORE"; chmod 755 "$STORE"
   "$GEN" accounts "$WORK" "$N" "$WORK/accounts-$N.txt"
   cut -d' ' -f1 "$WORK/accounts-$N.txt" > "$WORK/keys-$N.txt"
-  PORT=$(free_port); PID=$(start_nas "$STORE" "$PORT"); pids+=("$PID"); wait_port "$PORT"
+  PORT=$(free_port); PID=$(start_nas "$STORE" "$PORT" "$SERVER_CPU"); pids+=("$PID"); wait_port "$PORT"
   R[load_$N]=$("$GEN" post "$WORK/accounts-$N.txt" "127.0.0.1:$PORT" 32)
   echo "${R[load_$N]}" >&2
   # nginx serves the same files through a hard-linked mirror of the store folder: the very
