@@ -235,7 +235,10 @@ pub async fn build_services(
     let mut tasks = Vec::new();
     if let Some(kv) = &stores.kv {
         let (changed, lost) = (accounts.clone(), accounts.clone());
-        tasks.push(kv.watch(move |key| changed.forget(&key), move || lost.forget_all()));
+        tasks.push(kv.watch(
+            move |key, stored| changed.stored_now(&key, stored.as_deref()),
+            move || lost.forget_all(),
+        ));
     }
     if let Some(shared) = notifier.shared() {
         tasks.push(nats::spawn(

@@ -266,7 +266,7 @@ async fn the_kv_watch_reports_changes_made_by_another_instance() {
         // Watched from before the bucket is open.
         let two = KvStore::open(&config).await.unwrap();
         let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
-        let _watch = two.watch(move |key| drop(tx.send(key)), || {});
+        let _watch = two.watch(move |key, _| drop(tx.send(key)), || {});
         let k = key();
         // The watch starts in the background: write until it reports (bounded).
         let mut seen = None;

@@ -334,6 +334,21 @@ impl Accounts {
         }
     }
 
+    /// The store now holds `stored` for `key` (`None`: nothing), as a watch of a shared store
+    /// reports it: a cached JWT that differs is dropped. The echo of a write of this instance
+    /// keeps the entry the write or a GET cached since.
+    pub fn stored_now(&self, key: &AccountKey, stored: Option<&[u8]>) {
+        let Some(cache) = &self.cache else {
+            return;
+        };
+        let same = cache
+            .get(key)
+            .is_some_and(|cached| Some(cached.bytes.as_ref()) == stored);
+        if !same {
+            cache.invalidate(key);
+        }
+    }
+
     /// Drops every cached JWT (changes may have been missed).
     pub fn forget_all(&self) {
         if let Some(cache) = &self.cache {

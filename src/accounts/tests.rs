@@ -256,3 +256,45 @@ async fn the_pack_streams_in_chunks_up_to_max_without_expired_jwts() {
     assert_eq!(pack(10).await.concat().split(|c| *c == b'\n').count(), 10);
     assert_eq!(pack(0).await, vec![Bytes::new()]);
 }
+
+#[tokio::test]
+async fn a_watch_echo_of_the_cached_jwt_keeps_it_and_any_other_drops_it() {
+    let w = world(false);
+    let policy = Policy {
+        cache_bytes: 1 << 20,
+        ..Policy::default()
+    };
+    let blocking = Arc::new(crate::store::Blocking::new(w.store.clone()));
+    let accounts = Accounts::with_policy(
+        w.accounts.trust.clone(),
+        blocking,
+        Notifier::disabled(),
+        policy,
+    );
+    let a = KeyPair::new_account();
+    let k = key_of(&a);
+    let now = unix_now();
+    let (v1, v2, v3) = (
+        account_jwt(&w, &a, "A", now),
+        account_jwt(&w, &a, "A", now + 1),
+        account_jwt(&w, &a, "A", now + 2),
+    );
+    accounts.submit(&k, &v1).await.unwrap();
+    async fn served(accounts: &Accounts, k: &AccountKey) -> Vec<u8> {
+        accounts.lookup(k).await.unwrap().unwrap().0.bytes.to_vec()
+    }
+    assert_eq!(served(&accounts, &k).await, v1);
+    // Behind the cache's back (another instance), the store changes.
+    w.store.save(&k, &v2).unwrap();
+    accounts.stored_now(&k, Some(&v1));
+    assert_eq!(
+        served(&accounts, &k).await,
+        v1,
+        "the echo of the cached JWT keeps it"
+    );
+    accounts.stored_now(&k, Some(&v2));
+    assert_eq!(served(&accounts, &k).await, v2, "a different JWT drops it");
+    w.store.save(&k, &v3).unwrap();
+    accounts.stored_now(&k, None);
+    assert_eq!(served(&accounts, &k).await, v3, "a delete drops it");
+}

@@ -198,13 +198,14 @@ impl KvStore {
     }
 
     /// Calls `changed` with the key of every account entry written or deleted from now on
-    /// (by any instance), and `reset` each time the watch starts (the first time and after it
+    /// (by any instance) and the JWT now stored (`None` once deleted), and `reset` each time
+    /// the watch starts (the first time and after it
     /// broke, when changes may have been missed): what was cached before must be dropped.
     /// Until the watch runs, [`AccountStore::check`] reports the store unusable. Runs until
     /// the store is dropped.
     pub fn watch(
         self: &Arc<Self>,
-        changed: impl Fn(AccountKey) + Send + Sync + 'static,
+        changed: impl Fn(AccountKey, Option<Bytes>) + Send + Sync + 'static,
         reset: impl Fn() + Send + Sync + 'static,
     ) -> tokio::task::JoinHandle<()> {
         self.watch.store(WATCH_STARTING, Ordering::SeqCst);
@@ -222,7 +223,9 @@ impl KvStore {
                         while let Some(Ok(entry)) = watch.next().await {
                             next = Some(entry.revision + 1);
                             if let Ok(key) = AccountKey::parse(&entry.key) {
-                                changed(key);
+                                let stored =
+                                    (entry.operation == kv::Operation::Put).then_some(entry.value);
+                                changed(key, stored);
                             }
                         }
                         tracing::warn!(
