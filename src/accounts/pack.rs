@@ -7,7 +7,7 @@ use futures_util::StreamExt;
 use tokio::sync::mpsc;
 
 use super::{unix_now, Accounts, LookupError};
-use crate::store::stored::pack_line;
+use crate::store::stored::push_pack_line;
 use crate::store::StoredJwt;
 
 /// Bytes of pack lines gathered before a chunk is handed to the client.
@@ -53,7 +53,7 @@ impl Accounts {
                     chunk.push(b'\n');
                 }
                 taken += 1;
-                chunk.extend_from_slice(&pack_line(&key, &jwt.bytes));
+                push_pack_line(&mut chunk, &key, &jwt.bytes);
                 if chunk.len() >= PACK_CHUNK {
                     let full = std::mem::replace(&mut chunk, Vec::with_capacity(PACK_CHUNK * 2));
                     if tx.send(Ok(full.into())).await.is_err() {

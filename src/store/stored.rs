@@ -48,10 +48,16 @@ impl StoredJwt {
 /// One line of a pack (HTTP `/jwt/v1/pack`, NATS `$SYS.REQ.CLAIMS.PACK`): `<pubkey>|<jwt>`.
 pub fn pack_line(key: &crate::keys::AccountKey, jwt: &[u8]) -> Vec<u8> {
     let mut line = Vec::with_capacity(key.as_str().len() + 1 + jwt.len());
-    line.extend_from_slice(key.as_str().as_bytes());
-    line.push(b'|');
-    line.extend_from_slice(jwt.trim_ascii());
+    push_pack_line(&mut line, key, jwt);
     line
+}
+
+/// Appends the pack line of `key` and `jwt` to `out` (a streamed pack gathers many in one
+/// buffer).
+pub fn push_pack_line(out: &mut Vec<u8>, key: &crate::keys::AccountKey, jwt: &[u8]) {
+    out.extend_from_slice(key.as_str().as_bytes());
+    out.push(b'|');
+    out.extend_from_slice(jwt.trim_ascii());
 }
 
 /// Splits a pack line into its account key and JWT; `None` unless it has exactly one `|`
