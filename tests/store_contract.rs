@@ -204,9 +204,11 @@ async fn contract(stores: &[Arc<dyn AccountStore>]) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn directory_and_memory_stores_keep_the_contract() {
-    for shard in [false, true] {
+    // With group commit (puts batched by a writer thread) and without (each put alone).
+    for (shard, group_commit) in [(false, true), (true, true), (true, false)] {
         let tmp = tempfile::tempdir().unwrap();
-        let dir = Arc::new(DirStore::<AccountKey>::open(tmp.path(), shard).unwrap());
+        let dir = DirStore::<AccountKey>::open(tmp.path(), shard).unwrap();
+        let dir = Arc::new(dir.with_group_commit(group_commit));
         contract(&[Arc::new(Blocking::new(dir))]).await;
     }
     contract(&[Arc::new(Blocking::new(Arc::new(

@@ -212,6 +212,7 @@ fn store(cx: &Cx, c: &mut StoreConfig, key: &str, p: &str, n: &Node) -> Known {
         "allowdelete" => c.allow_delete = boolean(p, n)?,
         "filemode" => c.file_mode = Some(mode(p, n, 0o600, "read and write")?),
         "dirmode" => c.dir_mode = Some(mode(p, n, 0o700, "full")?),
+        "groupcommit" => c.group_commit = boolean(p, n)?,
         "jetstream" => {
             let mut js = JetStreamConfig::default();
             cx.each(p, n, keys::JETSTREAM, |k, p, n| {

@@ -59,6 +59,7 @@ pub fn to_conf(config: &Config) -> String {
     out.bool("allowdelete", s.allow_delete);
     out.mode("filemode", s.file_mode);
     out.mode("dirmode", s.dir_mode);
+    out.bool("groupcommit", s.group_commit);
     if let Some(js) = &s.jetstream {
         out.open("jetstream");
         out.strings("servers", &js.servers);
@@ -246,6 +247,7 @@ mod tests {
         c.store.allow_delete = true;
         c.store.file_mode = Some(0o600);
         c.store.dir_mode = Some(0o700);
+        c.store.group_commit = false;
         c.store.jetstream = Some(crate::config::JetStreamConfig {
             servers: vec!["nats://js1:4222".into(), "nats://js2:4222".into()],
             user_credentials: Some(PathBuf::from("/kv.creds")),

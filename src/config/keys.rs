@@ -58,6 +58,7 @@ pub const STORE: &[&str] = &[
     "allowdelete",
     "filemode",
     "dirmode",
+    "groupcommit",
     "jetstream",
 ];
 /// Keys of `store { jetstream { } }`.

@@ -159,6 +159,9 @@ pub struct StoreConfig {
     pub file_mode: Option<u32>,
     /// `dirmode`: permission bits of the folders the store creates (`None`: 0750).
     pub dir_mode: Option<u32>,
+    /// `groupcommit`: concurrent writes to the directory share their syncs (one `syncfs` of
+    /// the file system for many writes); off, each write fsyncs its own file and folder.
+    pub group_commit: bool,
     /// `jetstream { ... }`: keep the account JWTs in a JetStream KV bucket instead.
     pub jetstream: Option<JetStreamConfig>,
 }
@@ -234,6 +237,7 @@ impl Default for Config {
             },
             store: StoreConfig {
                 cache_bytes: 12 * 1024 * 1024,
+                group_commit: true,
                 ..StoreConfig::default()
             },
             activations: Quota::default(),

@@ -72,7 +72,8 @@ pub(crate) async fn open(config: &Config, live: &Arc<AtomicBool>) -> Result<Stor
         },
         (Some(dir), _) => {
             let modes = modes(s);
-            let store = Arc::new(DirStore::open_with_modes(dir, s.shard, modes)?);
+            let store = DirStore::open_with_modes(dir, s.shard, modes)?;
+            let store = Arc::new(store.with_group_commit(s.group_commit));
             let (sweeper, live) = (store.clone(), live.clone());
             tokio::task::spawn_blocking(move || {
                 let swept = sweeper.sweep_temp_files();

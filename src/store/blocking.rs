@@ -1,12 +1,16 @@
 //! [`Blocking`]: a [`JwtStore`] (directory, memory, nsc) behind the async [`AccountStore`]
 //! contract. Puts and deletes run on the blocking pool under a per-key lock, so deciding a
-//! write and making it are one step; loads of small files run on the calling task (they are
-//! served from the page cache, the GET hot path).
+//! write and making it are one step; when the store saves a batch for less than its saves one
+//! by one (the directory store with group commit), puts go to a writer thread instead
+//! ([`super::writer`]), which decides and saves the puts queued meanwhile as one batch, each
+//! under its key lock. Loads of small files run on the calling task (they are served from the
+//! page cache, the GET hot path).
 
 use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
 
+use super::writer::{Queued, Writer};
 use super::{
     AccountStore, JwtStore, KeyBatches, Put, PutError, PutFuture, StoreError, StoreFuture,
     WriteRule,
@@ -23,6 +27,8 @@ const KEY_BATCH: usize = 256;
 pub struct Blocking {
     inner: Arc<dyn JwtStore>,
     locks: Arc<[Mutex<()>]>,
+    /// The batching writer, used when the store batches writes.
+    writer: Arc<Writer>,
 }
 
 impl std::fmt::Debug for Blocking {
@@ -36,9 +42,12 @@ impl std::fmt::Debug for Blocking {
 impl Blocking {
     /// Wraps `inner`.
     pub fn new(inner: Arc<dyn JwtStore>) -> Self {
+        let locks: Arc<[Mutex<()>]> = (0..LOCK_SHARDS).map(|_| Mutex::new(())).collect();
+        let writer = Arc::new(Writer::new(inner.clone(), locks.clone()));
         Blocking {
             inner,
-            locks: (0..LOCK_SHARDS).map(|_| Mutex::new(())).collect(),
+            locks,
+            writer,
         }
     }
 
@@ -48,11 +57,9 @@ impl Blocking {
         key: &AccountKey,
         f: impl FnOnce(&dyn JwtStore, &AccountKey) -> T + Send + 'static,
     ) -> Result<T, StoreError> {
-        use std::hash::{BuildHasher, BuildHasherDefault, DefaultHasher};
-        let hash = BuildHasherDefault::<DefaultHasher>::default().hash_one(key.as_str());
         let (inner, locks, key) = (self.inner.clone(), self.locks.clone(), key.clone());
         tokio::task::spawn_blocking(move || {
-            let _guard = locks[hash as usize % locks.len()]
+            let _guard = locks[lock_index(&key, locks.len())]
                 .lock()
                 .unwrap_or_else(|e| e.into_inner());
             f(inner.as_ref(), &key)
@@ -62,8 +69,16 @@ impl Blocking {
     }
 }
 
-/// Applies `rule` and writes under the key lock (see [`Blocking::locked`]).
-fn put_locked(
+/// Which of `shards` key locks guards `key`.
+pub(super) fn lock_index(key: &AccountKey, shards: usize) -> usize {
+    use std::hash::{BuildHasher, BuildHasherDefault, DefaultHasher};
+    let hash = BuildHasherDefault::<DefaultHasher>::default().hash_one(key.as_str());
+    hash as usize % shards
+}
+
+/// What `rule` makes of putting `jwt` over what `store` holds for `key` (called with the key
+/// lock held, and followed by the save when it is a write).
+pub(super) fn decide(
     store: &dyn JwtStore,
     key: &AccountKey,
     jwt: &[u8],
@@ -74,11 +89,7 @@ fn put_locked(
         None => store.tombstone(key)?,
         Some(_) => None,
     };
-    let put = rule.decide(jwt, stored.as_deref(), tombstone.as_deref())?;
-    if put != Put::Unchanged {
-        store.save(key, jwt)?;
-    }
-    Ok(put)
+    Ok(rule.decide(jwt, stored.as_deref(), tombstone.as_deref())?)
 }
 
 impl AccountStore for Blocking {
@@ -87,10 +98,30 @@ impl AccountStore for Blocking {
     }
 
     fn put<'a>(&'a self, key: &'a AccountKey, jwt: Bytes, rule: &'a WriteRule) -> PutFuture<'a> {
-        let rule = rule.clone();
         Box::pin(async move {
-            self.locked(key, move |store, key| put_locked(store, key, &jwt, &rule))
-                .await?
+            if !self.inner.batches_writes() {
+                let rule = rule.clone();
+                return self
+                    .locked(key, move |store, key| {
+                        let put = decide(store, key, &jwt, &rule)?;
+                        if put != Put::Unchanged {
+                            store.save(key, &jwt)?;
+                        }
+                        Ok(put)
+                    })
+                    .await?;
+            }
+            let (reply, answer) = tokio::sync::oneshot::channel();
+            let (key, rule) = (key.clone(), rule.clone());
+            self.writer.put(Queued {
+                key,
+                jwt,
+                rule,
+                reply,
+            });
+            answer.await.map_err(|_| {
+                StoreError::Task("the store writer failed this put (see the log)".into())
+            })?
         })
     }
 

@@ -3,7 +3,10 @@
 //! directory can be served as is.
 //!
 //! Writes are atomic and durable: the JWT goes to a temp file in the target folder, which is
-//! fsynced, renamed over the target, and the folder is fsynced. Temp files are named
+//! made durable, renamed over the target, and the rename is made durable before the write
+//! returns. Concurrent writes share those syncs ([`GroupSync`]: one `syncfs` for all the temp
+//! files written meanwhile, one for all their renames); with group commit off, or where
+//! `syncfs` cannot be trusted, each temp file and then its folder is fsynced. Temp files are named
 //! `.<pubkey>.jwt.tmp-<pid>-<n>`, so they never look like a JWT to this store or nats-server.
 //!
 //! Files are created with mode 0640 and folders with 0750 (nats-server's modes; configurable,
@@ -11,14 +14,18 @@
 //! symlinked `<pubkey>.jwt` is an error, not a way to serve a file from elsewhere.
 
 use std::fs::{self, DirBuilder, File, OpenOptions};
-use std::io::{ErrorKind, Write};
+use std::io::ErrorKind;
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::AtomicU64;
+use std::sync::OnceLock;
 use std::time::{Duration, SystemTime};
 
+use super::group_sync::GroupSync;
 use super::{JwtStore, StoreError, StoreKey};
 use crate::keys::AccountKey;
+
+mod write;
 
 /// File name suffix of a stored JWT.
 pub const JWT_EXTENSION: &str = ".jwt";
@@ -64,6 +71,10 @@ pub struct DirStore<K = AccountKey> {
     temp_counter: AtomicU64,
     /// This process's id, in temp file names.
     pid: u32,
+    /// Whether writes share syncs ([`GroupSync`]); on unless turned off.
+    group_commit: bool,
+    /// The shared syncs, opened at the first write (the root may not exist before).
+    group: OnceLock<Option<GroupSync>>,
     /// Test builds only: write in place, without temp file or fsync (see [`super::fault`]).
     #[cfg(feature = "fault-injection")]
     in_place: bool,
@@ -87,6 +98,8 @@ impl<K: StoreKey> DirStore<K> {
             modes,
             temp_counter: AtomicU64::new(0),
             pid: std::process::id(),
+            group_commit: true,
+            group: OnceLock::new(),
             #[cfg(feature = "fault-injection")]
             in_place: !read_only && super::fault::in_place_writes(),
             _keys: std::marker::PhantomData,
@@ -116,6 +129,14 @@ impl<K: StoreKey> DirStore<K> {
     pub fn open_read_only(root: &Path, shard: bool) -> Result<Self, StoreError> {
         check_is_dir(root)?;
         Ok(Self::new(root, shard, true, Modes::default()))
+    }
+
+    /// Turns group commit ([`GroupSync`]) on or off (`store.groupcommit`; on by default): off,
+    /// every write fsyncs its own temp file and folder, which never waits for other programs'
+    /// writes to the same file system.
+    pub fn with_group_commit(mut self, on: bool) -> Self {
+        self.group_commit = on;
+        self
     }
 
     /// The modes of what the store creates.
@@ -245,53 +266,6 @@ impl<K: StoreKey> DirStore<K> {
             .and_then(|mtime| SystemTime::now().duration_since(mtime).ok());
         meta.is_file() && age.is_some_and(|age| age > TEMP_FILE_MAX_AGE)
     }
-
-    /// Writes `bytes` to `target` (a file in `key`'s folder) through a temp file that is
-    /// fsynced and renamed over it, then fsyncs the folder (and a new folder's parent).
-    fn write_durably(&self, key: &K, target: &Path, bytes: &[u8]) -> Result<(), StoreError> {
-        let folder = self.folder(key);
-        #[cfg(feature = "fault-injection")]
-        if self.in_place {
-            create_dirs_durably(&folder, self.modes.dir)?;
-            return super::fault::write_in_place(target, bytes, self.modes.file)
-                .map_err(|e| io_error("writing", target, e));
-        }
-        let temp = self.write_temp(&folder, key, bytes)?;
-        if let Err(e) = fs::rename(&temp, target) {
-            let _ = fs::remove_file(&temp);
-            return Err(io_error("renaming into", target, e));
-        }
-        sync_dir(&folder)
-    }
-
-    /// Writes and fsyncs a temp file in `folder`, making the folder (durably) when missing:
-    /// the folder is looked for only when the temp file cannot be made in it.
-    fn write_temp(&self, folder: &Path, key: &K, jwt: &[u8]) -> Result<PathBuf, StoreError> {
-        let n = self.temp_counter.fetch_add(1, Ordering::Relaxed);
-        let temp = folder.join(format!(".{}{TEMP_MARKER}{}-{n}", key.as_str(), self.pid));
-        let create = || {
-            OpenOptions::new()
-                .write(true)
-                .create_new(true)
-                .mode(self.modes.file)
-                .open(&temp)
-        };
-        let result = match create() {
-            Err(e) if e.kind() == ErrorKind::NotFound => {
-                create_dirs_durably(folder, self.modes.dir)?;
-                create()
-            }
-            other => other,
-        }
-        .and_then(|mut file| {
-            file.write_all(jwt)?;
-            file.sync_all()
-        });
-        result.map(|()| temp.clone()).map_err(|e| {
-            let _ = fs::remove_file(&temp);
-            io_error("writing", &temp, e)
-        })
-    }
 }
 
 /// Reads a whole file: open, read, close. A JWT fits the stack buffer, so the result is
@@ -420,6 +394,25 @@ impl<K: StoreKey> JwtStore<K> for DirStore<K> {
         self.write_durably(key, &self.path_of(key), jwt)
     }
 
+    fn save_all(&self, items: &[(&K, &[u8])]) -> Vec<Result<(), StoreError>> {
+        if self.read_only {
+            return items.iter().map(|_| Err(StoreError::ReadOnly)).collect();
+        }
+        let writes: Vec<write::Item<'_, K>> = items
+            .iter()
+            .map(|(key, jwt)| (*key, self.path_of(key), *jwt))
+            .collect();
+        self.write_all_durably(&writes)
+    }
+
+    fn batches_writes(&self) -> bool {
+        #[cfg(feature = "fault-injection")]
+        if self.in_place {
+            return false;
+        }
+        !self.read_only && self.group().is_some()
+    }
+
     fn delete(&self, key: &K, tombstone: &[u8]) -> Result<(), StoreError> {
         if self.read_only {
             return Err(StoreError::ReadOnly);
@@ -486,6 +479,7 @@ impl<K: StoreKey> JwtStore<K> for DirStore<K> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::sync::atomic::Ordering;
 
     fn key() -> AccountKey {
         AccountKey::parse(&nkeys::KeyPair::new_account().public_key()).unwrap()

@@ -12,6 +12,7 @@ pub mod dir;
 pub mod fallback;
 #[cfg(feature = "fault-injection")]
 mod fault;
+pub mod group_sync;
 pub mod jetstream;
 pub mod memory;
 pub mod nsc;
@@ -19,6 +20,7 @@ pub mod rule;
 pub mod stored;
 mod usable;
 pub mod watch;
+mod writer;
 
 use crate::keys::{AccountKey, ActivationId};
 
@@ -169,6 +171,19 @@ pub trait JwtStore<K: StoreKey = AccountKey>: Send + Sync + 'static {
     /// are durable (they survive a crash or power loss) and readers see either the old or the
     /// new JWT, never a mix.
     fn save(&self, key: &K, jwt: &[u8]) -> Result<(), StoreError>;
+
+    /// Stores each `(key, jwt)` as [`JwtStore::save`] would (the keys are distinct), with one
+    /// result per item, in order. Stores override it to share the cost of durability across
+    /// the batch (the directory store syncs once for all of them).
+    fn save_all(&self, items: &[(&K, &[u8])]) -> Vec<Result<(), StoreError>> {
+        items.iter().map(|(key, jwt)| self.save(key, jwt)).collect()
+    }
+
+    /// `true` when [`JwtStore::save_all`] costs less than its saves one by one, so that
+    /// concurrent puts are worth batching (see [`Blocking`]).
+    fn batches_writes(&self) -> bool {
+        false
+    }
 
     /// Every key that has a JWT, sorted.
     fn keys(&self) -> Result<Vec<K>, StoreError>;
