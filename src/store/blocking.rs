@@ -1,10 +1,10 @@
 //! [`Blocking`]: a [`JwtStore`] (directory, memory, nsc) behind the async [`AccountStore`]
 //! contract. Puts and deletes run on the blocking pool under a per-key lock, so deciding a
 //! write and making it are one step; when the store saves a batch for less than its saves one
-//! by one (the directory store with group commit), puts go to a writer thread instead
-//! ([`super::writer`]), which decides and saves the puts queued meanwhile as one batch, each
-//! under its key lock. Loads of small files run on the calling task (they are served from the
-//! page cache, the GET hot path).
+//! by one (the directory store with group commit), puts are queued for the store's writer
+//! instead ([`super::writer`]), whose task on the blocking pool decides and saves the puts
+//! queued meanwhile as one batch, each under its key lock. Loads of small files run on the
+//! calling task (they are served from the page cache, the GET hot path).
 
 use std::sync::{Arc, Mutex};
 
