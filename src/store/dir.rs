@@ -276,10 +276,7 @@ impl<K: StoreKey> DirStore<K> {
 /// with `ELOOP` (see [`read_error`]).
 fn read_small_file(path: &Path) -> std::io::Result<Vec<u8>> {
     use std::io::Read;
-    let mut file = OpenOptions::new()
-        .read(true)
-        .custom_flags(libc::O_NOFOLLOW)
-        .open(path)?;
+    let mut file = open_no_follow(path)?;
     let mut chunk = [0u8; 4096];
     let mut whole: Vec<u8> = Vec::new();
     loop {
@@ -296,6 +293,14 @@ fn read_small_file(path: &Path) -> std::io::Result<Vec<u8>> {
         }
     }
     Ok(whole)
+}
+
+/// Opens `path` for reading without following a symbolic link (one fails with `ELOOP`).
+fn open_no_follow(path: &Path) -> std::io::Result<File> {
+    OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NOFOLLOW)
+        .open(path)
 }
 
 /// What a read of `path` that failed with `e` means: no file (`None`), or an error — a

@@ -7,7 +7,7 @@ use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::Ordering;
 
-use super::{create_dirs_durably, io_error, sync_dir, DirStore, TEMP_MARKER};
+use super::{create_dirs_durably, io_error, open_no_follow, sync_dir, DirStore, TEMP_MARKER};
 use crate::store::group_sync::GroupSync;
 use crate::store::{StoreError, StoreKey};
 
@@ -84,7 +84,7 @@ impl<K: StoreKey> DirStore<K> {
         let replaced: Vec<File> = match group {
             Some(_) => items
                 .iter()
-                .filter_map(|(_, target, _)| open_old(target))
+                .filter_map(|(_, target, _)| open_no_follow(target).ok())
                 .collect(),
             None => Vec::new(),
         };
@@ -157,15 +157,6 @@ impl<K: StoreKey> DirStore<K> {
             }
         }
     }
-}
-
-/// The file at `target`, opened for reading (not following a symbolic link), if there is one.
-fn open_old(target: &Path) -> Option<File> {
-    OpenOptions::new()
-        .read(true)
-        .custom_flags(libc::O_NOFOLLOW)
-        .open(target)
-        .ok()
 }
 
 /// `true` for a temp file left to the group sync.
