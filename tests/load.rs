@@ -73,16 +73,6 @@ async fn request(
     Ok((status, buf[head_end..head_end + len].to_vec()))
 }
 
-/// A `kB` field of `/proc/<pid>/status` (`VmHWM:` peak RSS, `VmRSS:` RSS now).
-fn status_kib(pid: u32, field: &str) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix(field))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        .unwrap()
-}
-
 fn peak_rss_kib(pid: u32) -> u64 {
     status_kib(pid, "VmHWM:")
 }

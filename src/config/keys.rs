@@ -44,6 +44,7 @@ pub const HTTP: &[&str] = &[
     "maxconnections",
     "maxconnectionrequests",
     "maxconnectionage",
+    "keepaliveconnections",
     "listenbacklog",
     "metrics",
 ];

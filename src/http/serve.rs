@@ -113,7 +113,7 @@ pub async fn serve(
         let _ = stream.set_nodelay(true);
         let mut stream = tokio_io_timeout::TimeoutWriter::new(stream);
         stream.set_timeout(options.write_timeout);
-        let connection = Connection {
+        let mut connection = Connection {
             builder: builder.clone(),
             api: api.clone(),
             registered: registry.register(),
@@ -123,8 +123,15 @@ pub async fn serve(
         let stream = Box::pin(stream);
         match &options.tls {
             None => {
+                let first_bytes_within = options.read_timeout;
                 tokio::spawn(async move {
-                    connection.run(TokioIo::new(stream)).await;
+                    if connection
+                        .first_bytes(stream.get_ref(), first_bytes_within)
+                        .await
+                    {
+                        // Boxed: a connection waiting for its first bytes stays small.
+                        Box::pin(connection.run(TokioIo::new(stream))).await;
+                    }
                     drop(permit);
                 });
             }
@@ -192,6 +199,35 @@ struct Connection {
 }
 
 impl Connection {
+    /// Waits until the client has sent something, so that a connection costs hyper's state and
+    /// its read buffer (~10 KiB) only once a request arrives: in a connection storm most
+    /// connections are accepted well before their client writes. `false` when nothing came
+    /// within `limit` (the read timeout), or the connection was asked to close first (at the
+    /// cap, or as the server stops).
+    async fn first_bytes(
+        &mut self,
+        stream: &tokio::net::TcpStream,
+        limit: Option<Duration>,
+    ) -> bool {
+        let timeout = async {
+            match limit {
+                Some(d) => tokio::time::sleep(d).await,
+                None => std::future::pending().await,
+            }
+        };
+        if *self.stop.borrow() {
+            return false;
+        }
+        let mut byte = [0u8; 1];
+        tokio::select! {
+            // A peek, as readiness alone can be reported before any byte came.
+            peeked = stream.peek(&mut byte) => matches!(peeked, Ok(n) if n > 0),
+            _ = timeout => false,
+            _ = self.registered.conn.close.notified() => false,
+            _ = self.stop.changed() => false,
+        }
+    }
+
     /// Serves requests on `io` until the client leaves, or until the connection is closed for
     /// room, age, its request count or shutdown (after the request in flight is answered).
     async fn run<I>(mut self, io: I)
@@ -199,13 +235,17 @@ impl Connection {
         I: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
     {
         let conn = self.registered.conn.clone();
-        let (api, max_requests) = (self.api.clone(), self.limits.max_requests);
+        let registry = self.registered.registry().clone();
+        let (api, limits) = (self.api.clone(), self.limits);
         let service = hyper::service::service_fn(move |request| {
-            let (api, conn) = (api.clone(), conn.clone());
+            let (api, conn, registry) = (api.clone(), conn.clone(), registry.clone());
             async move {
                 let n = conn.request_started();
                 let mut response = api.handle(request).await;
-                if max_requests > 0 && n >= max_requests {
+                if limits.max_requests > 0 && n >= limits.max_requests
+                    || limits.keep_alive_connections > 0
+                        && registry.len() > limits.keep_alive_connections
+                {
                     response
                         .headers_mut()
                         .insert(header::CONNECTION, HeaderValue::from_static("close"));
