@@ -20,7 +20,8 @@ pub enum Mode {
 
 /// The `iat` a stored JWT counts for when refusing rollbacks, `None` when it does not count
 /// (the account service decides: a JWT that would not be accepted today does not hold a
-/// newer one back).
+/// newer one back). It is the stored JWT's own `iat` (as [`crate::jwt::peek`] reads it) or
+/// `None`, so [`WriteRule::decide`] asks only when that `iat` could refuse the write.
 pub type StoredFloor = Arc<dyn Fn(&[u8]) -> Option<i64> + Send + Sync>;
 
 /// Everything a store needs to decide a write, away from the JWT itself.
@@ -135,7 +136,7 @@ impl WriteRule {
                 posted_iat,
             });
         }
-        let floor = self.floor.max(stored.and_then(|s| (self.stored_floor)(s)));
+        let floor = self.floor.max(stored.and_then(|s| self.stored_counts(s)));
         if let Some(stored_iat) = floor.filter(|iat| *iat > posted_iat) {
             return Err(Refusal::Older {
                 stored_iat,
@@ -150,5 +151,99 @@ impl WriteRule {
             });
         }
         Ok(Put::Written { created })
+    }
+
+    /// What `stored` counts for, asking `stored_floor` only when it could refuse the write:
+    /// a stored JWT whose own `iat` (read without verifying it) is below the posted one
+    /// cannot, whatever `stored_floor` makes of it, and asking costs the account service a
+    /// signature check of the stored JWT (a newer version of an account, the usual push,
+    /// would pay two).
+    fn stored_counts(&self, stored: &[u8]) -> Option<i64> {
+        match crate::jwt::peek::peek(stored) {
+            Some(p) if p.iat < self.posted_iat => None,
+            _ => (self.stored_floor)(stored),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    /// A token with this `iat` (unsigned: the rule reads it without verifying).
+    fn token(iat: i64, signature: &str) -> Vec<u8> {
+        use base64::Engine;
+        let b64 = |s: &str| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(s);
+        format!(
+            "{}.{}.{signature}",
+            b64("{}"),
+            b64(&format!("{{\"iat\":{iat}}}"))
+        )
+        .into_bytes()
+    }
+
+    /// A rule for `posted_iat` whose stored floor is the stored `iat`, counting its calls.
+    fn counting(posted_iat: i64, mode: Mode) -> (WriteRule, Arc<AtomicUsize>) {
+        let calls = Arc::new(AtomicUsize::new(0));
+        let counted = calls.clone();
+        let rule = WriteRule {
+            posted_iat,
+            mode,
+            floor: None,
+            stored_floor: Arc::new(move |stored| {
+                counted.fetch_add(1, Ordering::Relaxed);
+                crate::jwt::peek::peek(stored).map(|p| p.iat)
+            }),
+        };
+        (rule, calls)
+    }
+
+    #[test]
+    fn the_stored_floor_is_asked_only_when_the_stored_iat_could_refuse() {
+        let stored = token(100, "stored");
+        for (posted, mode, asked, verdict) in [
+            (101, Mode::Replace, 0, Ok(Put::Written { created: false })),
+            (101, Mode::Merge, 0, Ok(Put::Written { created: false })),
+            (100, Mode::Replace, 1, Ok(Put::Written { created: false })),
+            (
+                100,
+                Mode::Merge,
+                1,
+                Err(Refusal::NotNewer {
+                    stored_iat: 100,
+                    posted_iat: 100,
+                }),
+            ),
+            (
+                99,
+                Mode::Replace,
+                1,
+                Err(Refusal::Older {
+                    stored_iat: 100,
+                    posted_iat: 99,
+                }),
+            ),
+        ] {
+            let (rule, calls) = counting(posted, mode);
+            let posted_token = token(posted, "posted");
+            assert_eq!(
+                rule.decide(&posted_token, Some(&stored), None),
+                verdict,
+                "posted {posted} {mode:?}"
+            );
+            assert_eq!(
+                calls.load(Ordering::Relaxed),
+                asked,
+                "posted {posted} {mode:?}"
+            );
+        }
+        // A stored JWT the rule cannot read is left to the stored floor.
+        let (rule, calls) = counting(101, Mode::Replace);
+        assert_eq!(
+            rule.decide(&token(101, "posted"), Some(b"not a jwt"), None),
+            Ok(Put::Written { created: false })
+        );
+        assert_eq!(calls.load(Ordering::Relaxed), 1);
     }
 }
