@@ -23,7 +23,7 @@ pub struct AccountKey(String);
 const ACCOUNT_PREFIX: u8 = 0;
 
 /// CRC-16/XMODEM (poly 0x1021, init 0), the checksum nkeys appends.
-fn crc16(data: &[u8]) -> u16 {
+pub(crate) fn crc16(data: &[u8]) -> u16 {
     let mut crc: u16 = 0;
     for &byte in data {
         crc ^= u16::from(byte) << 8;

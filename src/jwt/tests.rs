@@ -345,3 +345,48 @@ fn mutated_tokens_never_panic() {
         }
     }
 }
+
+/// Key validity is the Go nkeys library's (prefix and checksum): an issuer whose 32 bytes are
+/// not a point of the curve is a well-formed operator key, and its JWTs fail the signature
+/// check, as in Go.
+#[test]
+fn an_issuer_off_the_curve_is_a_key_whose_signatures_fail() {
+    let off_curve = (0u8..=255)
+        .map(|i| {
+            let mut raw = vec![14u8 << 3, i];
+            raw.extend_from_slice(&[0xff; 31]);
+            let crc = crate::keys::crc16(&raw);
+            raw.extend_from_slice(&crc.to_le_bytes());
+            data_encoding::BASE32_NOPAD.encode(&raw)
+        })
+        .find(|k| KeyPair::from_public_key(k).is_err())
+        .expect("a key off the curve");
+    assert_eq!(key_type(&off_curve), Some(nkeys::KeyPairType::Operator));
+    let op = KeyPair::new_operator();
+    let token = encode(&account(&KeyPair::new_account().public_key()), &op).unwrap();
+    let (_, payload, signature) = {
+        let mut parts = token.split('.');
+        (
+            parts.next().unwrap(),
+            parts.next().unwrap(),
+            parts.next().unwrap(),
+        )
+    };
+    let mut claims: Value = serde_json::from_slice(
+        &base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .decode(payload)
+            .unwrap(),
+    )
+    .unwrap();
+    claims["iss"] = json!(off_curve);
+    let header = b64(br#"{"typ":"JWT","alg":"ed25519-nkey"}"#);
+    let forged = format!(
+        "{header}.{}.{signature}",
+        b64(claims.to_string().as_bytes())
+    );
+    assert!(
+        matches!(decode_account(&forged), Err(JwtError::Signature(2))),
+        "{:?}",
+        decode_account(&forged)
+    );
+}
