@@ -517,7 +517,6 @@ pub async fn start(config: &Config) -> Result<Running, StartError> {
         limits: ConnectionLimits {
             max_requests: config.http.max_connection_requests,
             max_age: millis(config.http.max_connection_age_ms),
-            keep_alive_connections: config.http.keep_alive_connections,
         },
         tls: tls_acceptor.clone(),
     };

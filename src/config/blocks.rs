@@ -193,7 +193,6 @@ fn http(cx: &Cx, c: &mut HttpConfig, key: &str, p: &str, n: &Node) -> Known {
         "maxconnections" => c.max_connections = positive(p, n)?,
         "maxconnectionrequests" => c.max_connection_requests = unsigned(p, n)?,
         "maxconnectionage" => c.max_connection_age_ms = millis(p, n)?,
-        "keepaliveconnections" => c.keep_alive_connections = unsigned(p, n)? as usize,
         "listenbacklog" => c.listen_backlog = u32::try_from(positive(p, n)?).unwrap_or(u32::MAX),
         "metrics" => c.metrics = boolean(p, n)?,
         _ => return Ok(false),

@@ -43,7 +43,6 @@ pub fn to_conf(config: &Config) -> String {
     out.int("maxconnections", h.max_connections);
     out.int("maxconnectionrequests", h.max_connection_requests);
     out.int("maxconnectionage", h.max_connection_age_ms);
-    out.int("keepaliveconnections", h.keep_alive_connections);
     out.int("listenbacklog", h.listen_backlog);
     out.bool("metrics", h.metrics);
     out.tls(&h.tls);
@@ -235,7 +234,6 @@ mod tests {
         c.http.max_connections = 9;
         c.http.max_connection_requests = 0;
         c.http.max_connection_age_ms = 11;
-        c.http.keep_alive_connections = 0;
         c.http.listen_backlog = 12;
         c.http.metrics = true;
         c.http.tls.cert = Some(PathBuf::from("/c.pem"));

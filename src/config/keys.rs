@@ -44,7 +44,6 @@ pub const HTTP: &[&str] = &[
     "maxconnections",
     "maxconnectionrequests",
     "maxconnectionage",
-    "keepaliveconnections",
     "listenbacklog",
     "metrics",
 ];

@@ -524,7 +524,7 @@ logging { colors: false, pid: yes }
     #[test]
     fn connection_bounds_and_activation_quota_are_read() {
         let c = load(
-            "http { maxconnectionrequests: 5, maxconnectionage: \"2m\", listenbacklog: 4096, keepaliveconnections: 3 }\n\
+            "http { maxconnectionrequests: 5, maxconnectionage: \"2m\", listenbacklog: 4096 }\n\
              activations { maxperissuer: 7, maxbytesperissuer: 1kb }",
         )
         .unwrap()
@@ -532,7 +532,6 @@ logging { colors: false, pid: yes }
         assert_eq!(c.http.max_connection_requests, 5);
         assert_eq!(c.http.max_connection_age_ms, 120_000);
         assert_eq!(c.http.listen_backlog, 4096);
-        assert_eq!(c.http.keep_alive_connections, 3);
         assert_eq!(c.activations.max_per_issuer, 7);
         assert_eq!(c.activations.max_bytes_per_issuer, 1024);
         let d = Config::default();
@@ -540,10 +539,9 @@ logging { colors: false, pid: yes }
             (
                 d.http.max_connection_requests,
                 d.http.max_connection_age_ms,
-                d.http.listen_backlog,
-                d.http.keep_alive_connections
+                d.http.listen_backlog
             ),
-            (1000, 600_000, 1024, 256)
+            (1000, 600_000, 1024)
         );
     }
 }

@@ -110,10 +110,6 @@ pub struct HttpConfig {
     /// `maxconnectionage` in milliseconds (`10m` works): a connection is closed after it, once
     /// its request in flight is answered (0 = no bound).
     pub max_connection_age_ms: u64,
-    /// `keepaliveconnections`: open connections up to which an answered connection is kept
-    /// open for the next request; with more open, each answer closes its connection (0 =
-    /// always kept open).
-    pub keep_alive_connections: usize,
     /// `listenbacklog`: connections the kernel queues before they are accepted (capped by the
     /// kernel's `net.core.somaxconn`).
     pub listen_backlog: u32,
@@ -236,7 +232,6 @@ impl Default for Config {
                 max_connections: 10_000,
                 max_connection_requests: 1000,
                 max_connection_age_ms: 600_000,
-                keep_alive_connections: 256,
                 listen_backlog: 1024,
                 metrics: false,
             },

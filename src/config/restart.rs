@@ -32,10 +32,6 @@ pub fn restart_only_changes(started: &Config, next: &Config) -> Vec<&'static str
             "http.maxconnectionage",
             a.max_connection_age_ms != b.max_connection_age_ms,
         ),
-        (
-            "http.keepaliveconnections",
-            a.keep_alive_connections != b.keep_alive_connections,
-        ),
         ("http.listenbacklog", a.listen_backlog != b.listen_backlog),
         ("http.metrics", a.metrics != b.metrics),
         // With TLS on, a reload loads the new certificate; turning it on or off needs a restart.

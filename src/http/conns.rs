@@ -4,26 +4,19 @@
 //! requests and age.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 use std::time::{Duration, Instant};
 
 use tokio::sync::Notify;
 
-/// Per-connection bounds (`http.maxconnectionrequests`, `http.maxconnectionage`,
-/// `http.keepaliveconnections`).
+/// Per-connection bounds (`http.maxconnectionrequests`, `http.maxconnectionage`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ConnectionLimits {
     /// Requests served on one connection before it is closed (0 = no bound).
     pub max_requests: u64,
     /// Time after which a connection is closed once its request in flight is answered.
     pub max_age: Option<Duration>,
-    /// Open connections up to which an answered connection is kept open for the next request;
-    /// with more open, each answer closes its connection (0 = always kept open). In a
-    /// connection storm (a fleet of nats-servers restarting, whose HTTP clients keep only two
-    /// idle connections each) this frees each connection's memory at once instead of when the
-    /// client gets round to closing it.
-    pub keep_alive_connections: usize,
 }
 
 /// One connection's state, shared between its task, its service and the [`Registry`].
@@ -66,8 +59,6 @@ pub(crate) struct Registry {
     epoch: Instant,
     next_id: AtomicU64,
     open: Mutex<HashMap<u64, Arc<Conn>>>,
-    /// `open.len()`, read without the lock on the request path.
-    open_count: AtomicUsize,
     /// The longest-idle connections of the last scan, the longest-idle last.
     candidates: Mutex<Vec<(u64, Weak<Conn>)>>,
 }
@@ -84,17 +75,9 @@ pub(crate) struct Registered {
     pub(crate) conn: Arc<Conn>,
 }
 
-impl Registered {
-    /// The registry the connection is in.
-    pub(crate) fn registry(&self) -> &Arc<Registry> {
-        &self.registry
-    }
-}
-
 impl Drop for Registered {
     fn drop(&mut self) {
         self.registry.lock().remove(&self.id);
-        self.registry.open_count.fetch_sub(1, Ordering::Relaxed);
     }
 }
 
@@ -105,7 +88,6 @@ impl Registry {
             epoch: Instant::now(),
             next_id: AtomicU64::new(0),
             open: Mutex::new(HashMap::new()),
-            open_count: AtomicUsize::new(0),
             candidates: Mutex::new(Vec::new()),
         })
     }
@@ -125,7 +107,6 @@ impl Registry {
         });
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         self.lock().insert(id, conn.clone());
-        self.open_count.fetch_add(1, Ordering::Relaxed);
         Registered {
             registry: self.clone(),
             id,
@@ -177,8 +158,9 @@ impl Registry {
     }
 
     /// Open connections.
+    #[cfg(test)]
     pub(crate) fn len(&self) -> usize {
-        self.open_count.load(Ordering::Relaxed)
+        self.lock().len()
     }
 }
 

@@ -235,17 +235,13 @@ impl Connection {
         I: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
     {
         let conn = self.registered.conn.clone();
-        let registry = self.registered.registry().clone();
-        let (api, limits) = (self.api.clone(), self.limits);
+        let (api, max_requests) = (self.api.clone(), self.limits.max_requests);
         let service = hyper::service::service_fn(move |request| {
-            let (api, conn, registry) = (api.clone(), conn.clone(), registry.clone());
+            let (api, conn) = (api.clone(), conn.clone());
             async move {
                 let n = conn.request_started();
                 let mut response = api.handle(request).await;
-                if limits.max_requests > 0 && n >= limits.max_requests
-                    || limits.keep_alive_connections > 0
-                        && registry.len() > limits.keep_alive_connections
-                {
+                if max_requests > 0 && n >= max_requests {
                     response
                         .headers_mut()
                         .insert(header::CONNECTION, HeaderValue::from_static("close"));

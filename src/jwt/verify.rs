@@ -163,8 +163,8 @@ pub fn decode(token: &str) -> Result<Token, JwtError> {
         &token.as_bytes()[..h.len() + 1 + p.len()]
     };
     // The issuer is a well-formed key (above); bytes off the curve cannot verify (Go: false).
-    let verifier = nkeys::KeyPair::from_public_key(&claims.iss)
-        .map_err(|_| JwtError::Signature(version))?;
+    let verifier =
+        nkeys::KeyPair::from_public_key(&claims.iss).map_err(|_| JwtError::Signature(version))?;
     if signature.len() != 64 || verifier.verify(signed, &signature).is_err() {
         return Err(JwtError::Signature(version));
     }
