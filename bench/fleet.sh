@@ -101,7 +101,9 @@ declare -A SOURCE=([full]="" [nas]=$PID [nginx]=$NWORKER)
 
 declare -A MS=() FAILED=() NCPU=() SCPU=()
 for round in $(seq 1 "$ROUNDS"); do
-  for mode in "${MODES[@]}"; do
+  # The reference first, then the two URL sources in turns, so that neither always runs last.
+  order=(full nas nginx); [ $((round % 2)) = 0 ] && order=(full nginx nas)
+  for mode in "${order[@]}"; do
     warm "$STORE" "$FLAT"
     log="$WORK/nats-$mode-$round.log"
     CPORT=$(free_port); CPID=$(start_nats "$mode" "$CPORT" "$log"); pids+=("$CPID")
@@ -127,11 +129,18 @@ stop "$NPID"; stop "$PID"
 stats() { # "ms ms ..." -> "median min max"
   python3 -c 'import statistics, sys; v = [float(x) for x in sys.argv[1:]]; print(f"{statistics.median(v):.0f} {min(v):.0f} {max(v):.0f}")' $1
 }
-read -r full_med _ < <(stats "${MS[full]}")
+# Each round's time over the same round's reference, the median of those: this VM's speed
+# drifts over a run, and a ratio of medians would mix rounds run at different speeds.
+ratio_of() { # "ms ..." "ms ..." -> median of the per-round ratios
+  python3 -c 'import math, statistics, sys
+a, b = ([float(x) for x in s.split()] for s in sys.argv[1:3])
+r = [x / y for x, y in zip(a, b) if y and not math.isnan(x)]
+print(f"{statistics.median(r):.2f}x" if r else "n/a")' "$1" "$2"
+}
 echo
 echo "### Fleet restart: $N users of $N accounts connect at once to a cold nats-server ($("$NATS_BIN" --version); $(nproc) cores: nats-server on CPU $SERVER_CPU, the account server or nginx on CPU $RESOLVER_CPU, the clients on CPU $LOAD_CPU; median of $ROUNDS rounds)"
 echo
-echo "| account source of nats-server | all connected, median ms | min / max ms | failed connects | vs full resolver | CPU ms: nats-server / account source |"
+echo "| account source of nats-server | all connected, median ms | min / max ms | failed connects | vs full resolver (median of rounds) | CPU ms: nats-server / account source |"
 echo "|---|---|---|---|---|---|"
 for mode in "${MODES[@]}"; do
   read -r med lo hi < <(stats "${MS[$mode]}")
@@ -140,7 +149,7 @@ for mode in "${MODES[@]}"; do
     nas) label="URL resolver → nats-account-server" ;;
     nginx) label="URL resolver → nginx (static files)" ;;
   esac
-  ratio=$(python3 -c "import sys; a,b=float(sys.argv[1]),float(sys.argv[2]); print(f'{a/b:.2f}x' if b else 'n/a')" "$med" "$full_med")
+  ratio=$(ratio_of "${MS[$mode]}" "${MS[full]}")
   read -r ncpu _ < <(stats "${NCPU[$mode]}"); read -r scpu _ < <(stats "${SCPU[$mode]}")
   [ "$mode" = full ] && scpu="–" # nats-server reads its directory itself
   echo "| $label | $med | $lo / $hi | ${FAILED[$mode]} | $ratio | $ncpu / $scpu |"
