@@ -207,13 +207,14 @@ fn world_with_account() -> (World, String, String) {
     (w, kp.public_key(), jwt)
 }
 
-#[test]
-fn ten_thousand_held_connections_do_not_lock_nats_server_out() {
-    let files = nats_account_server::limits::raise_open_files().unwrap();
+/// A server holding one pushed account (its key and JWT), once the open-files limit is raised
+/// to at least `files` (this test holds `connections` connections).
+fn serving_account(files: u64, connections: &str) -> (World, AccountServer, String, String) {
+    let limit = nats_account_server::limits::raise_open_files().unwrap();
     assert!(
-        files.now >= 12_000,
-        "this test holds 10,300 connections: it needs an open files hard limit of 12,000 or more (have {})",
-        files.now
+        limit.now >= files,
+        "this test holds {connections} connections: it needs an open files hard limit of {files} or more (have {})",
+        limit.now
     );
     let (w, key, jwt) = world_with_account();
     let nas = AccountServer::start(
@@ -221,6 +222,12 @@ fn ten_thousand_held_connections_do_not_lock_nats_server_out() {
         &nas_config(&w.path("jwt"), Some(&w.operator_path), ""),
     );
     assert_eq!(nas.post_account(&key, &jwt).status, 200);
+    (w, nas, key, jwt)
+}
+
+#[test]
+fn ten_thousand_held_connections_do_not_lock_nats_server_out() {
+    let (w, nas, key, jwt) = serving_account(12_000, "10,300");
     let attack = attack_then_fetch(&nas, &key, &jwt, 10_300, 10_000);
     nats_servers_start_and_admit(&w, &nas);
     assert!(
@@ -322,18 +329,7 @@ fn a_connection_is_closed_after_its_request_bound_and_its_age() {
 /// every accepted connection got them at once), and a fetch still works among them.
 #[test]
 fn connections_that_send_nothing_cost_little_memory() {
-    let files = nats_account_server::limits::raise_open_files().unwrap();
-    assert!(
-        files.now >= 4_096,
-        "needs 4,096 open files (have {})",
-        files.now
-    );
-    let (w, key, jwt) = world_with_account();
-    let nas = AccountServer::start(
-        w.dir.path(),
-        &nas_config(&w.path("jwt"), Some(&w.operator_path), ""),
-    );
-    assert_eq!(nas.post_account(&key, &jwt).status, 200);
+    let (_w, nas, key, jwt) = serving_account(4_096, "2,000");
     let before = status_kib(nas.pid(), "VmRSS:");
     let held: Vec<_> = (0..2_000)
         .map(|_| std::net::TcpStream::connect(&nas.addr).unwrap())
