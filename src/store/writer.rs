@@ -136,13 +136,12 @@ fn write_batch(store: &dyn JwtStore, locks: &[Mutex<()>], batch: Vec<Queued>) {
     let mut saved = store.save_all(&saves).into_iter();
     let results: Vec<Result<Put, PutError>> = decided
         .into_iter()
-        .map(|put| match put {
-            Ok(put) if put != Put::Unchanged => {
+        .map(|put| {
+            if is_write(&put) {
                 let missing = || Err(StoreError::Task("the store skipped a save".into()));
                 saved.next().unwrap_or_else(missing)?;
-                Ok(put)
             }
-            other => other,
+            put
         })
         .collect();
     drop(guards);
